@@ -1,0 +1,68 @@
+-- tusk 0.1.0: cached queries on a shared-memory L1 cache.
+\echo Use "CREATE EXTENSION tusk" to load this file. \quit
+
+CREATE FUNCTION tusk_cached(key text, ttl interval, query text, params jsonb DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'tusk_cached'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_cached(text, interval, text, jsonb) IS
+  'Rows of a read-only query as a jsonb array, served from the cache while fresh';
+
+CREATE FUNCTION tusk_cache_get(key text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'tusk_cache_get'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_cache_get(text) IS 'Cached value of key for the current role, or NULL';
+
+CREATE FUNCTION tusk_cache_set(key text, value jsonb, ttl interval)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'tusk_cache_set'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_cache_set(text, jsonb, interval) IS
+  'Stores value under key for ttl; false when no tier could keep it';
+
+CREATE FUNCTION tusk_cache_delete(key text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'tusk_cache_delete'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_cache_delete(text) IS 'Removes key of the current role; true if it was cached';
+
+CREATE FUNCTION tusk_cache_invalidate(prefix text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tusk_cache_invalidate'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_cache_invalidate(text) IS
+  'Removes the current role''s keys that start with prefix; returns how many';
+
+CREATE FUNCTION tusk_cache_flush()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tusk_cache_flush'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_cache_flush() IS 'Removes every entry of every role and database';
+REVOKE ALL ON FUNCTION tusk_cache_flush() FROM PUBLIC;
+
+CREATE FUNCTION tusk_cache_stats_reset()
+RETURNS void
+AS 'MODULE_PATHNAME', 'tusk_cache_stats_reset'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_cache_stats_reset() IS 'Zeroes the hit, miss, set, eviction and expiration counters';
+REVOKE ALL ON FUNCTION tusk_cache_stats_reset() FROM PUBLIC;
+
+CREATE FUNCTION tusk_cache_stats(
+    OUT tier text,
+    OUT entries bigint,
+    OUT bytes bigint,
+    OUT capacity_bytes bigint,
+    OUT hits bigint,
+    OUT misses bigint,
+    OUT sets bigint,
+    OUT evictions bigint,
+    OUT expirations bigint,
+    OUT errors bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'tusk_cache_stats'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE VIEW tusk_cache_stats AS SELECT * FROM tusk_cache_stats();
+COMMENT ON VIEW tusk_cache_stats IS 'One row per cache tier: size and counters';
+GRANT SELECT ON tusk_cache_stats TO PUBLIC;

@@ -1,0 +1,286 @@
+/*
+ * cache_functions.cpp: the SQL entry points of the cache.
+ *
+ * Each function checks its arguments, makes one call into a tier (or the
+ * query runner) and builds its result. Bodies run inside sql_entry() (see
+ * guard.hpp); they hold no C++ objects with destructors, so they call
+ * PostgreSQL directly, except for the user's query, which goes through
+ * pg_call() so that its errors cross the boundary the documented way.
+ *
+ * Scope: every key is stored under (database, current role): one role never
+ * reads what another role's query computed.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(tusk_cached);
+PG_FUNCTION_INFO_V1(tusk_cache_get);
+PG_FUNCTION_INFO_V1(tusk_cache_set);
+PG_FUNCTION_INFO_V1(tusk_cache_delete);
+PG_FUNCTION_INFO_V1(tusk_cache_invalidate);
+PG_FUNCTION_INFO_V1(tusk_cache_flush);
+PG_FUNCTION_INFO_V1(tusk_cache_stats);
+PG_FUNCTION_INFO_V1(tusk_cache_stats_reset);
+}
+
+#include "core/cache_key.hpp"
+#include "core/ttl.hpp"
+#include "guard.hpp"
+#include "l1_cache.hpp"
+#include "pending.hpp"
+#include "query_runner.hpp"
+#include "tusk.hpp"
+
+namespace tusk {
+
+namespace {
+
+void require_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+    if (PG_ARGISNULL(n))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                        errmsg("%s must not be NULL", name)));
+}
+
+void require_preloaded()
+{
+    if (!tusk_preloaded)
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("tusk must be loaded at server start"),
+                 errhint("Add tusk to shared_preload_libraries in postgresql.conf and restart.")));
+}
+
+/* Scope + user key, hashed. An empty or over-long key is refused. */
+EncodedKey encode_user_key(text *key, bool allow_empty = false)
+{
+    size_t length = VARSIZE_ANY_EXHDR(key);
+    if (length == 0 && !allow_empty)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("cache key must not be empty")));
+    if (length > kMaxKeyBytes)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("cache key is too long"),
+                        errdetail("The key is %zu bytes; the limit is %zu bytes.", length,
+                                  kMaxKeyBytes),
+                        errhint("Hash long keys, for example with md5(), before caching.")));
+    EncodedKey out;
+    out.bytes = static_cast<uint8_t *>(palloc(core::kScopeBytes + length));
+    core::CacheScope scope{MyDatabaseId, GetUserId()};
+    out.length = uint32_t(core::encode_key(scope, VARDATA_ANY(key), length, out.bytes));
+    out.hash = core::key_hash(out.bytes, out.length);
+    return out;
+}
+
+int64 ttl_micros(Interval *ttl)
+{
+    int64 micros;
+    if (core::interval_to_ttl(ttl->month, ttl->day, ttl->time, micros) != core::TtlStatus::Ok)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("ttl must be greater than zero"),
+                        errhint("Use an interval such as '30s', '5 min' or '1 day'.")));
+    return micros;
+}
+
+/* What produced a value: the query text, its params, and the search_path it was resolved in. */
+core::Fingerprint query_fingerprint(text *query, Jsonb *params)
+{
+    core::FingerprintBuilder builder;
+    builder.add(VARDATA_ANY(query), VARSIZE_ANY_EXHDR(query));
+    if (params != nullptr)
+        builder.add(VARDATA_ANY(params), VARSIZE_ANY_EXHDR(params));
+    else
+        builder.add_null();
+    const char *path = namespace_search_path != nullptr ? namespace_search_path : "";
+    builder.add(path, strlen(path));
+    return builder.finish();
+}
+
+/* Looks key up where this transaction may read it from. */
+struct varlena *cache_lookup(const EncodedKey &key, const core::Fingerprint *want, int64 now)
+{
+    if (transaction_has_written())
+        return pending_get(key, want, now);
+    return l1_get(key, want, now, nullptr);
+}
+
+/* Stores now, or at commit when this transaction has written data. */
+bool cache_store(const EncodedKey &key, const core::Fingerprint &fingerprint,
+                 const struct varlena *value, int64 ttl, int64 now)
+{
+    int64 expires_at = core::expiry_time(now, ttl);
+    if (transaction_has_written()) {
+        pending_put(key, fingerprint, value, expires_at);
+        return true;
+    }
+    return l1_put(key, fingerprint, value, expires_at, now);
+}
+
+Datum cached(FunctionCallInfo fcinfo)
+{
+    require_preloaded();
+    require_arg(fcinfo, 0, "key");
+    require_arg(fcinfo, 1, "ttl");
+    require_arg(fcinfo, 2, "query");
+    EncodedKey key = encode_user_key(PG_GETARG_TEXT_PP(0));
+    int64 ttl = ttl_micros(PG_GETARG_INTERVAL_P(1));
+    text *query = PG_GETARG_TEXT_PP(2);
+    Jsonb *params = PG_ARGISNULL(3) ? nullptr : PG_GETARG_JSONB_P(3);
+
+    core::Fingerprint fingerprint = query_fingerprint(query, params);
+    int64 now = GetCurrentTimestamp();
+    if (struct varlena *hit = cache_lookup(key, &fingerprint, now))
+        PG_RETURN_POINTER(hit);
+
+    char *sql = text_to_cstring(query);
+    Jsonb *rows = pg_call([sql, params] { return run_query_as_jsonb(sql, params); });
+    cache_store(key, fingerprint, reinterpret_cast<struct varlena *>(rows), ttl,
+                GetCurrentTimestamp());
+    PG_RETURN_JSONB_P(rows);
+}
+
+Datum cache_get(FunctionCallInfo fcinfo)
+{
+    require_preloaded();
+    require_arg(fcinfo, 0, "key");
+    EncodedKey key = encode_user_key(PG_GETARG_TEXT_PP(0));
+    int64 now = GetCurrentTimestamp();
+    if (transaction_has_written()) {
+        if (struct varlena *mine = pending_get(key, nullptr, now))
+            PG_RETURN_POINTER(mine);
+    }
+    if (struct varlena *hit = l1_get(key, nullptr, now, nullptr))
+        PG_RETURN_POINTER(hit);
+    PG_RETURN_NULL();
+}
+
+Datum cache_set(FunctionCallInfo fcinfo)
+{
+    require_preloaded();
+    require_arg(fcinfo, 0, "key");
+    require_arg(fcinfo, 1, "value");
+    require_arg(fcinfo, 2, "ttl");
+    EncodedKey key = encode_user_key(PG_GETARG_TEXT_PP(0));
+    Jsonb *value = PG_GETARG_JSONB_P(1);
+    int64 ttl = ttl_micros(PG_GETARG_INTERVAL_P(2));
+    /* A value set by hand has no query behind it: tusk_cached treats it as a miss. */
+    core::Fingerprint none;
+    bool stored = cache_store(key, none, reinterpret_cast<struct varlena *>(value), ttl,
+                              GetCurrentTimestamp());
+    PG_RETURN_BOOL(stored);
+}
+
+Datum cache_delete(FunctionCallInfo fcinfo)
+{
+    require_preloaded();
+    require_arg(fcinfo, 0, "key");
+    EncodedKey key = encode_user_key(PG_GETARG_TEXT_PP(0));
+    bool pending = pending_forget(key);
+    bool shared = l1_delete(key);
+    PG_RETURN_BOOL(pending || shared);
+}
+
+Datum cache_invalidate(FunctionCallInfo fcinfo)
+{
+    require_preloaded();
+    require_arg(fcinfo, 0, "prefix");
+    EncodedKey prefix = encode_user_key(PG_GETARG_TEXT_PP(0), true);
+    uint64 pending = pending_forget_prefix(prefix.bytes, prefix.length);
+    uint64 shared = l1_delete_prefix(prefix.bytes, prefix.length);
+    PG_RETURN_INT64(int64(pending + shared));
+}
+
+Datum cache_flush(FunctionCallInfo)
+{
+    require_preloaded();
+    uint64 pending = pending_forget_prefix(nullptr, 0);
+    uint64 shared = l1_delete_prefix(nullptr, 0);
+    PG_RETURN_INT64(int64(pending + shared));
+}
+
+Datum cache_stats(FunctionCallInfo fcinfo)
+{
+    require_preloaded();
+    InitMaterializedSRF(fcinfo, 0);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+
+    core::L1Stats l1;
+    l1_stats(l1);
+    Datum values[10];
+    bool nulls[10] = {false};
+    values[0] = CStringGetTextDatum("l1");
+    values[1] = Int64GetDatum(int64(l1.entries));
+    values[2] = Int64GetDatum(int64(l1.bytes));
+    values[3] = Int64GetDatum(int64(l1.capacity_bytes));
+    values[4] = Int64GetDatum(int64(l1.hits));
+    values[5] = Int64GetDatum(int64(l1.misses));
+    values[6] = Int64GetDatum(int64(l1.sets));
+    values[7] = Int64GetDatum(int64(l1.evictions));
+    values[8] = Int64GetDatum(int64(l1.expirations));
+    values[9] = Int64GetDatum(0); /* L1 has no failure mode that is not an ERROR */
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    return (Datum) 0;
+}
+
+Datum cache_stats_reset(FunctionCallInfo)
+{
+    require_preloaded();
+    l1_reset_counters();
+    PG_RETURN_VOID();
+}
+
+}  // namespace
+
+}  // namespace tusk
+
+extern "C" {
+
+Datum tusk_cached(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::cached(fcinfo); });
+}
+
+Datum tusk_cache_get(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::cache_get(fcinfo); });
+}
+
+Datum tusk_cache_set(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::cache_set(fcinfo); });
+}
+
+Datum tusk_cache_delete(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::cache_delete(fcinfo); });
+}
+
+Datum tusk_cache_invalidate(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::cache_invalidate(fcinfo); });
+}
+
+Datum tusk_cache_flush(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::cache_flush(fcinfo); });
+}
+
+Datum tusk_cache_stats(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::cache_stats(fcinfo); });
+}
+
+Datum tusk_cache_stats_reset(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::cache_stats_reset(fcinfo); });
+}
+
+}

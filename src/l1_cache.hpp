@@ -1,0 +1,51 @@
+/*
+ * l1_cache.hpp: the L1 tier as PostgreSQL sees it: the core L1Store placed in
+ * shared memory at server start, one LWLock per partition, and the GUCs that
+ * size it. See l1_cache.cpp for the locking rules.
+ */
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+#include "core/l1_store.hpp"
+
+namespace tusk {
+
+/* A key ready for any tier: the encoded bytes (scope + user key) and their hash. */
+struct EncodedKey {
+    uint8_t *bytes; /* palloc'd */
+    uint32_t length;
+    uint64_t hash;
+    core::KeyRef ref() const { return core::KeyRef{bytes, length, hash}; }
+};
+
+void l1_define_gucs();
+void l1_request_shmem();
+void l1_startup_shmem();
+
+/* True when L1 has shared memory (preloaded and tusk.l1_size > 0). */
+bool l1_available();
+
+/*
+ * Looks the key up; on a hit returns a palloc'd copy of the stored value
+ * (a varlena) and sets *expires_at. want == nullptr accepts any fingerprint.
+ * An expired entry found here is removed.
+ */
+struct varlena *l1_get(const EncodedKey &key, const core::Fingerprint *want, int64 now,
+                       int64 *expires_at);
+
+/* Stores a varlena value; false when L1 is off or the entry is over tusk.l1_max_entry_size. */
+bool l1_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
+            const struct varlena *value, int64 expires_at, int64 now);
+
+bool l1_delete(const EncodedKey &key);
+
+/* Removes entries whose encoded key starts with prefix (everything for length 0). */
+uint64 l1_delete_prefix(const void *prefix, uint32 length);
+
+void l1_stats(core::L1Stats &out);
+void l1_reset_counters();
+
+}  // namespace tusk

@@ -1,0 +1,161 @@
+/*
+ * pending.cpp: transaction-deferred cache writes (see pending.hpp).
+ * Backend-local state only; no locks.
+ */
+#include "pending.hpp"
+
+#include <cstring>
+
+extern "C" {
+#include "access/xact.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+}
+
+namespace tusk {
+
+namespace {
+
+struct PendingEntry {
+    PendingEntry *next;
+    uint8_t *key;
+    uint32_t key_length;
+    uint64_t hash;
+    core::Fingerprint fingerprint;
+    struct varlena *value;
+    int64 expires_at;
+    SubTransactionId subxact;
+};
+
+/* Newest first; allocated in TopTransactionContext, so it vanishes with the transaction. */
+PendingEntry *pending_head = nullptr;
+
+bool same_key(const PendingEntry *e, const EncodedKey &key)
+{
+    return e->hash == key.hash && e->key_length == key.length &&
+           std::memcmp(e->key, key.bytes, key.length) == 0;
+}
+
+template <typename Pred> uint64 remove_where(Pred pred)
+{
+    uint64 removed = 0;
+    for (PendingEntry **link = &pending_head; *link != nullptr;) {
+        PendingEntry *e = *link;
+        if (pred(e)) {
+            *link = e->next;
+            pfree(e->value);
+            pfree(e->key);
+            pfree(e);
+            removed++;
+        } else {
+            link = &e->next;
+        }
+    }
+    return removed;
+}
+
+void publish_pending()
+{
+    int64 now = GetCurrentTimestamp();
+    /* Oldest first would be the same: keys are unique in the list. */
+    for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
+        if (e->expires_at <= now)
+            continue;
+        EncodedKey key{e->key, e->key_length, e->hash};
+        l1_put(key, e->fingerprint, e->value, e->expires_at, now);
+    }
+}
+
+void on_xact_event(XactEvent event, void *)
+{
+    switch (event) {
+        case XACT_EVENT_COMMIT:
+            /* Runs after the commit is durable; nothing here can raise. */
+            if (pending_head != nullptr)
+                publish_pending();
+            pending_head = nullptr;
+            break;
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PREPARE:
+        case XACT_EVENT_PARALLEL_COMMIT:
+        case XACT_EVENT_PARALLEL_ABORT:
+            pending_head = nullptr;
+            break;
+        default:
+            break;
+    }
+}
+
+void on_subxact_event(SubXactEvent event, SubTransactionId subxact, SubTransactionId, void *)
+{
+    /* Everything computed in the aborted subtransaction or its children has an id >= its id. */
+    if (event == SUBXACT_EVENT_ABORT_SUB && pending_head != nullptr)
+        remove_where([subxact](const PendingEntry *e) { return e->subxact >= subxact; });
+}
+
+}  // namespace
+
+bool transaction_has_written()
+{
+    return TransactionIdIsValid(GetTopTransactionIdIfAny());
+}
+
+void pending_register_callbacks()
+{
+    RegisterXactCallback(on_xact_event, nullptr);
+    RegisterSubXactCallback(on_subxact_event, nullptr);
+}
+
+void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
+                 const struct varlena *value, int64 expires_at)
+{
+    pending_forget(key);
+    MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+    auto *e = static_cast<PendingEntry *>(palloc(sizeof(PendingEntry)));
+    e->key = static_cast<uint8_t *>(palloc(key.length));
+    std::memcpy(e->key, key.bytes, key.length);
+    e->key_length = key.length;
+    e->hash = key.hash;
+    e->fingerprint = fingerprint;
+    Size size = VARSIZE_ANY(value);
+    e->value = static_cast<struct varlena *>(palloc(size));
+    std::memcpy(e->value, value, size);
+    e->expires_at = expires_at;
+    e->subxact = GetCurrentSubTransactionId();
+    e->next = pending_head;
+    pending_head = e;
+    MemoryContextSwitchTo(old);
+}
+
+struct varlena *pending_get(const EncodedKey &key, const core::Fingerprint *want, int64 now)
+{
+    for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
+        if (!same_key(e, key))
+            continue;
+        if (e->expires_at <= now || (want != nullptr && *want != e->fingerprint))
+            return nullptr;
+        Size size = VARSIZE_ANY(e->value);
+        auto *copy = static_cast<struct varlena *>(palloc(size));
+        std::memcpy(copy, e->value, size);
+        return copy;
+    }
+    return nullptr;
+}
+
+bool pending_forget(const EncodedKey &key)
+{
+    if (pending_head == nullptr)
+        return false;
+    return remove_where([&key](const PendingEntry *e) { return same_key(e, key); }) > 0;
+}
+
+uint64 pending_forget_prefix(const void *prefix, uint32 length)
+{
+    if (pending_head == nullptr)
+        return 0;
+    return remove_where([prefix, length](const PendingEntry *e) {
+        return e->key_length >= length && std::memcmp(e->key, prefix, length) == 0;
+    });
+}
+
+}  // namespace tusk

@@ -1,0 +1,37 @@
+/*
+ * pending.hpp: cache writes of a transaction that has written data itself.
+ *
+ * A result computed by a transaction that holds a transaction id (it wrote,
+ * or locked rows) may contain its own uncommitted writes. Such results are
+ * served back to that transaction from here, and enter the shared tiers only
+ * when it commits; a rollback (of the transaction, or of the subtransaction
+ * that computed them) drops them. PREPARE TRANSACTION drops them too.
+ * Backend-local; lives in TopTransactionContext.
+ */
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+#include "l1_cache.hpp"
+
+namespace tusk {
+
+/* True when the current transaction has written (holds a transaction id). */
+bool transaction_has_written();
+
+void pending_register_callbacks();
+
+/* Keeps value (copied) for key until commit, replacing any earlier pending value. */
+void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
+                 const struct varlena *value, int64 expires_at);
+
+/* A palloc'd copy of the pending value, or nullptr. want == nullptr accepts any fingerprint. */
+struct varlena *pending_get(const EncodedKey &key, const core::Fingerprint *want, int64 now);
+
+/* Forgets pending values for key, or for every key starting with prefix. */
+bool pending_forget(const EncodedKey &key);
+uint64 pending_forget_prefix(const void *prefix, uint32 length);
+
+}  // namespace tusk

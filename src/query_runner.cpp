@@ -1,0 +1,202 @@
+/*
+ * query_runner.cpp: read-only execution of a cached query through SPI.
+ *
+ * Two passes, both only on a cache miss:
+ *  1. The user's text is analysed alone (SPI_prepare_params with variable
+ *     parameters, as PREPARE without types does). This checks that it is one
+ *     statement, that it only reads, and infers the type of every $n.
+ *  2. That one statement is wrapped as
+ *       SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(tusk_row)), '[]')
+ *       FROM (<statement>) AS tusk_row
+ *     prepared with the inferred types and run with transaction_read_only
+ *     set for its duration, so functions it calls cannot write either.
+ * Plain C-style code: no C++ object with a destructor lives in these frames.
+ */
+#include "query_runner.hpp"
+
+#include "guard.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "parser/parse_param.h"
+#include "tcop/cmdtag.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/plancache.h"
+}
+
+namespace tusk {
+
+namespace {
+
+struct InferredParams {
+    Oid *types;
+    int count;
+};
+
+void setup_variable_params(ParseState *pstate, void *arg)
+{
+    auto *params = static_cast<InferredParams *>(arg);
+    setup_parse_variable_parameters(pstate, &params->types, &params->count);
+}
+
+/* Refuses anything but a plain reading query. */
+void check_read_only(CachedPlanSource *source)
+{
+    const char *tag = GetCommandTagName(source->commandTag);
+    ListCell *lc;
+    foreach (lc, source->query_list) {
+        Query *q = lfirst_node(Query, lc);
+        if (q->commandType == CMD_UTILITY)
+            ereport(ERROR,
+                    (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                     errmsg("tusk_cached caches only SELECT, VALUES and TABLE queries"),
+                     errdetail("The query is a %s statement.", tag)));
+        if (q->commandType != CMD_SELECT || q->hasModifyingCTE)
+            ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                            errmsg("tusk_cached runs read-only queries only"),
+                            errdetail(q->hasModifyingCTE
+                                          ? "The query contains a data-modifying WITH clause."
+                                          : "The statement is %s, which writes data.",
+                                      tag)));
+        if (q->rowMarks != NIL)
+            ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                            errmsg("tusk_cached runs read-only queries only"),
+                            errdetail("SELECT FOR UPDATE/SHARE locks rows.")));
+    }
+}
+
+struct BindContext {
+    int position;
+};
+
+void bind_error_context(void *arg)
+{
+    errcontext("binding $%d from params", static_cast<BindContext *>(arg)->position);
+}
+
+/* Converts one element of the params array to a Datum of the type $n needs. */
+Datum bind_param(JsonbValue *element, Oid type, bool *isnull)
+{
+    *isnull = element->type == jbvNull;
+    if (*isnull)
+        return (Datum) 0;
+
+    char *text;
+    if (type == JSONBOID || type == JSONOID) {
+        Jsonb *doc = JsonbValueToJsonb(element);
+        text = JsonbToCString(nullptr, &doc->root, VARSIZE(doc));
+    } else {
+        switch (element->type) {
+            case jbvString:
+                text = pnstrdup(element->val.string.val, element->val.string.len);
+                break;
+            case jbvNumeric:
+                text = DatumGetCString(
+                    DirectFunctionCall1(numeric_out, NumericGetDatum(element->val.numeric)));
+                break;
+            case jbvBool:
+                text = pstrdup(element->val.boolean ? "true" : "false");
+                break;
+            case jbvBinary:
+                text = JsonbToCString(nullptr, element->val.binary.data, element->val.binary.len);
+                break;
+            default:
+                ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                                errmsg("unsupported JSON value in params")));
+        }
+    }
+    Oid input;
+    Oid ioparam;
+    getTypeInputInfo(type, &input, &ioparam);
+    return OidInputFunctionCall(input, text, ioparam, -1);
+}
+
+}  // namespace
+
+Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
+{
+    MemoryContext caller = CurrentMemoryContext;
+
+    if (params != nullptr && (!JB_ROOT_IS_ARRAY(params) || JB_ROOT_IS_SCALAR(params)))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("params must be a JSON array"),
+                        errhint("Pass the values for $1, $2, ... as '[value1, value2]'.")));
+    int given = params != nullptr ? int(JB_ROOT_COUNT(params)) : 0;
+
+    if (SPI_connect() != SPI_OK_CONNECT)
+        ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
+
+    /* Pass 1: analyse the user's text alone. */
+    InferredParams inferred{nullptr, 0};
+    SPIPlanPtr analysed = SPI_prepare_params(query, setup_variable_params, &inferred, 0);
+    if (analysed == nullptr)
+        ereport(ERROR, (errmsg("tusk: could not prepare query: %s",
+                               SPI_result_code_string(SPI_result))));
+    List *sources = SPI_plan_get_plan_sources(analysed);
+    if (list_length(sources) != 1)
+        ereport(ERROR, (errcode(ERRCODE_SYNTAX_ERROR),
+                        errmsg("tusk_cached takes exactly one SQL statement, got %d",
+                               list_length(sources))));
+    CachedPlanSource *source = linitial_node(CachedPlanSource, sources);
+    check_read_only(source);
+
+    if (inferred.count != given)
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                 errmsg("the query uses %d parameter%s but params has %d element%s",
+                        inferred.count, inferred.count == 1 ? "" : "s", given,
+                        given == 1 ? "" : "s"),
+                 errhint("params is a JSON array whose element n is bound to $n.")));
+
+    /* The statement's own text, without a trailing semicolon. */
+    RawStmt *raw = source->raw_parse_tree;
+    const char *start = query + raw->stmt_location;
+    int length = raw->stmt_len > 0 ? raw->stmt_len : int(strlen(start));
+    char *wrapped = psprintf(
+        "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(tusk_row)), "
+        "'[]'::pg_catalog.jsonb) FROM (\n%.*s\n) AS tusk_row",
+        length, start);
+
+    /* Pass 2: bind, prepare the wrapped query with the inferred types, run it. */
+    Oid *types = given > 0 ? static_cast<Oid *>(palloc(sizeof(Oid) * given)) : nullptr;
+    Datum *values = given > 0 ? static_cast<Datum *>(palloc(sizeof(Datum) * given)) : nullptr;
+    char *nulls = given > 0 ? static_cast<char *>(palloc(given + 1)) : nullptr;
+    for (int i = 0; i < given; i++) {
+        Oid t = inferred.types[i];
+        types[i] = (t == InvalidOid || t == UNKNOWNOID) ? TEXTOID : t;
+        BindContext bind{i + 1};
+        ErrorContextCallback callback{error_context_stack, bind_error_context, &bind};
+        error_context_stack = &callback;
+        bool isnull;
+        values[i] = bind_param(getIthJsonbValueFromContainer(&params->root, i), types[i], &isnull);
+        nulls[i] = isnull ? 'n' : ' ';
+        error_context_stack = callback.previous;
+    }
+
+    SPIPlanPtr plan = SPI_prepare(wrapped, given, types);
+    if (plan == nullptr)
+        ereport(ERROR, (errmsg("tusk: could not prepare query: %s",
+                               SPI_result_code_string(SPI_result))));
+
+    int nest_level = NewGUCNestLevel();
+    (void) set_config_option("transaction_read_only", "on", PGC_USERSET, PGC_S_SESSION,
+                             GUC_ACTION_SAVE, true, 0, false);
+    int rc = SPI_execute_plan(plan, values, nulls, false, 0);
+    AtEOXact_GUC(true, nest_level);
+
+    if (rc != SPI_OK_SELECT || SPI_processed != 1)
+        ereport(ERROR, (errmsg("tusk: unexpected result from query: %s",
+                               SPI_result_code_string(rc))));
+    bool isnull;
+    Datum rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    MemoryContext spi = MemoryContextSwitchTo(caller);
+    Jsonb *result = DatumGetJsonbPCopy(rows);
+    MemoryContextSwitchTo(spi);
+    SPI_finish();
+    return result;
+}
+
+}  // namespace tusk

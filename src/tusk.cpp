@@ -1,0 +1,64 @@
+/*
+ * tusk.cpp: module entry: _PG_init defines the GUCs, registers the
+ * transaction callbacks and, when loaded through shared_preload_libraries,
+ * chains the shared-memory hooks (request in shmem_request_hook, set up in
+ * shmem_startup_hook, as contrib/pg_stat_statements does).
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+void _PG_init(void);
+}
+
+#include "l1_cache.hpp"
+#include "pending.hpp"
+#include "tusk.hpp"
+
+namespace tusk {
+
+bool tusk_preloaded = false;
+
+namespace {
+
+shmem_request_hook_type previous_shmem_request = nullptr;
+shmem_startup_hook_type previous_shmem_startup = nullptr;
+
+void request_shmem()
+{
+    if (previous_shmem_request)
+        previous_shmem_request();
+    l1_request_shmem();
+}
+
+void startup_shmem()
+{
+    if (previous_shmem_startup)
+        previous_shmem_startup();
+    l1_startup_shmem();
+}
+
+}  // namespace
+
+}  // namespace tusk
+
+extern "C" void _PG_init(void)
+{
+    tusk::l1_define_gucs();
+    MarkGUCPrefixReserved("tusk");
+    tusk::pending_register_callbacks();
+
+    if (!process_shared_preload_libraries_in_progress)
+        return;
+    tusk::tusk_preloaded = true;
+    tusk::previous_shmem_request = shmem_request_hook;
+    shmem_request_hook = tusk::request_shmem;
+    tusk::previous_shmem_startup = shmem_startup_hook;
+    shmem_startup_hook = tusk::startup_shmem;
+}
