@@ -131,12 +131,27 @@ run_psql() {
     "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"
 }
 
+# Stops a postmaster left running in any data directory below $1 (an
+# interrupted pg_regress leaves its temp instance behind).
+stop_leftover_postmasters() {
+    local pidfile pid i
+    for pidfile in $(find "$1" -maxdepth 4 -name postmaster.pid 2>/dev/null); do
+        pid=$(head -n 1 "$pidfile")
+        [ -n "$pid" ] || continue
+        kill -INT "$pid" 2>/dev/null || continue
+        for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -QUIT "$pid" 2>/dev/null
+    done
+}
+
 tusk_cleanup() {
     stop_postgres
     stop_redis
     local d
     for d in "${TUSK_TMPDIRS[@]}"; do
-        [ -n "$d" ] && [ -d "$d" ] && rm -rf "$d"
+        [ -n "$d" ] && [ -d "$d" ] || continue
+        stop_leftover_postmasters "$d"
+        rm -rf "$d"
     done
     TUSK_TMPDIRS=()
 }

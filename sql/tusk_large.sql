@@ -1,0 +1,33 @@
+-- Large keys and values: results above tusk.l1_max_entry_size (1MB here) are
+-- served but not kept in L1; a full L1 evicts instead of failing.
+SELECT tusk_cache_flush() >= 0 AS flushed;
+SELECT tusk_cache_stats_reset();
+
+-- a result of tens of megabytes: correct, served twice, never stored in L1
+SELECT length(tusk_cached('big', '5 min',
+  'SELECT g AS id, repeat(''x'', 1000) AS payload FROM generate_series(1, 30000) g')::text) AS json_length;
+SELECT jsonb_array_length(tusk_cached('big', '5 min',
+  'SELECT g AS id, repeat(''x'', 1000) AS payload FROM generate_series(1, 30000) g')) AS rows;
+SELECT hits, misses, sets, entries FROM tusk_cache_stats WHERE tier = 'l1';
+SELECT tusk_cache_set('big value', (SELECT jsonb_agg(repeat('y', 1000)) FROM generate_series(1, 2000)), '5 min') AS stored;
+SELECT tusk_cache_get('big value') IS NULL AS not_in_l1;
+
+-- just under the limit is kept
+SELECT tusk_cache_set('medium', (SELECT jsonb_agg(repeat('y', 1000)) FROM generate_series(1, 900)), '5 min') AS stored;
+SELECT jsonb_array_length(tusk_cache_get('medium')) AS medium_elements;
+
+-- a key of the largest accepted size (4096 bytes) works like any other
+SELECT tusk_cached(repeat('k', 4096), '5 min', 'SELECT 1 AS one');
+SELECT tusk_cached(repeat('k', 4096), '5 min', 'SELECT 1 AS one');
+SELECT tusk_cache_get(repeat('k', 4095)) IS NULL AS other_key_misses;
+
+-- fill L1 (32MB) several times over with 200 kB entries: old ones are evicted,
+-- recent ones are served, nothing fails and L1 never exceeds its capacity
+SELECT tusk_cache_stats_reset();
+SELECT count(*) FILTER (WHERE tusk_cache_set('fill ' || g, to_jsonb(repeat(chr(65 + g % 26), 200000)), '5 min')) AS stored
+FROM generate_series(1, 500) g;
+SELECT evictions > 0 AS evicted, entries < 500 AS not_all_kept, bytes <= capacity_bytes AS within_capacity
+FROM tusk_cache_stats WHERE tier = 'l1';
+SELECT tusk_cache_get('fill 500') = to_jsonb(repeat(chr(65 + 500 % 26), 200000)) AS newest_intact;
+SELECT tusk_cache_flush() > 0 AS flushed;
+SELECT entries, bytes FROM tusk_cache_stats WHERE tier = 'l1';
