@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# make bench: throughput of an L1 hit against its baselines, and the miss-vs-hit
+# speedup of a slow aggregate, measured in one run on a private server and
+# printed as ratios (absolute figures vary with the machine; ratios less so).
+#
+#   BENCH_SECONDS   length of one pgbench run (default 10)
+#   BENCH_ROUNDS    rounds; the scripts are interleaved per round and the
+#                   median TPS is reported (default 3)
+set -u
+. "$(dirname "$0")/lib.sh"
+trap tusk_cleanup EXIT
+trap 'exit 130' INT TERM
+
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+CLIENTS=2
+
+ensure_packages && build_and_install || { tusk_log "setup failed"; exit 1; }
+start_postgres "tusk.l1_size = '64MB'" "max_connections = 20" "work_mem = '64MB'" || exit 1
+work=$(server_tmpdir)
+
+run_psql <<'SQL' || exit 1
+CREATE EXTENSION tusk;
+CREATE TABLE bench_items AS
+SELECT g AS id, 'item ' || g AS name, round(g * 1.25, 2) AS price, g % 3 = 0 AS on_sale
+FROM generate_series(1, 10) g;
+CREATE TABLE bench_orders AS
+SELECT g AS id, 'customer-' || (abs(hashint4(g)) % 5000) AS customer,
+       round((abs(hashint4(g * 7)) % 50000) / 100.0, 2) AS amount
+FROM generate_series(1, 500000) g;
+ANALYZE;
+SQL
+
+HIT_QUERY="SELECT id, name, price, on_sale FROM bench_items ORDER BY id"
+AGG_QUERY="SELECT customer, count(*) AS orders, sum(amount) AS revenue FROM bench_orders GROUP BY customer ORDER BY revenue DESC LIMIT 10"
+
+# The 10-row value, as the constant baseline returns it.
+value=$(run_psql -At -c "SELECT tusk_cached('bench10', '1 hour', '$HIT_QUERY')") || exit 1
+
+printf 'SELECT 1;\n' >"$work/select1.sql"
+printf "SELECT '%s'::jsonb;\n" "$value" >"$work/constant.sql"
+printf "SELECT tusk_cached('bench10', '1 hour', '%s');\n" "$HIT_QUERY" >"$work/hit.sql"
+printf "SELECT tusk_cache_delete('agg');\nSELECT tusk_cached('agg', '1 hour', '%s');\n" \
+    "$AGG_QUERY" >"$work/agg_miss.sql"
+printf "SELECT tusk_cached('agg', '1 hour', '%s');\n" "$AGG_QUERY" >"$work/agg_hit.sql"
+printf "%s;\n" "$AGG_QUERY" >"$work/agg_plain.sql"
+
+pgbench_run() { # script, then extra pgbench arguments; prints pgbench's report
+    "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -M prepared -f "$1" "${@:2}" postgres 2>&1
+}
+tps_of() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -n 1; }
+latency_of() { sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' | head -n 1; }
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+echo "tusk bench: pgbench -M prepared, $CLIENTS clients, ${SECONDS_PER_RUN}s per run, $ROUNDS rounds (median TPS)"
+declare -A samples
+for round in $(seq 1 "$ROUNDS"); do
+    for name in select1 constant hit; do
+        tps=$(pgbench_run "$work/$name.sql" -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" | tps_of)
+        [ -n "$tps" ] || { tusk_log "pgbench failed for $name"; exit 1; }
+        samples[$name]+="$tps "
+        printf '  round %d  %-9s %10.0f tps\n' "$round" "$name" "$tps"
+    done
+done
+declare -A med
+for name in select1 constant hit; do
+    med[$name]=$(printf '%s\n' ${samples[$name]} | median)
+done
+
+# Slow aggregate: the plain query, a miss (delete + run + store) and a hit, one client.
+plain=$(pgbench_run "$work/agg_plain.sql" -c 1 -t 5 | latency_of)
+miss=$(pgbench_run "$work/agg_miss.sql" -c 1 -t 5 | latency_of)
+hit=$(pgbench_run "$work/agg_hit.sql" -c 1 -T 5 | latency_of)
+[ -n "$plain" ] && [ -n "$miss" ] && [ -n "$hit" ] || { tusk_log "aggregate runs failed"; exit 1; }
+
+echo
+echo "| what (pgbench -M prepared, $CLIENTS clients) | median TPS | vs SELECT 1 |"
+echo "|---|---:|---:|"
+awk -v a="${med[select1]}" -v b="${med[constant]}" -v c="${med[hit]}" 'BEGIN {
+    printf "| `SELECT 1` | %.0f | 1.00 |\n", a
+    printf "| `SELECT` the same 10-row jsonb as a constant | %.0f | %.2f |\n", b, b / a
+    printf "| `tusk_cached` L1 hit, 10-row result | %.0f | %.2f |\n", c, c / a
+}'
+awk -v b="${med[constant]}" -v c="${med[hit]}" 'BEGIN { printf "\nL1 hit / constant jsonb: %.2f\n", c / b }'
+echo
+echo "| slow aggregate (500,000 rows, 1 client) | mean latency |"
+echo "|---|---:|"
+awk -v p="$plain" -v m="$miss" -v h="$hit" 'BEGIN {
+    printf "| plain SQL | %.3f ms |\n", p
+    printf "| `tusk_cached` miss (delete, run, store) | %.3f ms |\n", m
+    printf "| `tusk_cached` L1 hit | %.3f ms |\n", h
+    printf "\nmiss / hit speedup: %.0fx\n", m / h
+}'
