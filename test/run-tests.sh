@@ -74,10 +74,30 @@ if [ "$rf" -gt 0 ]; then
 fi
 count "$rp" "$rf"
 
-echo "== server health during pg_regress"
+echo "== isolation tests (concurrent sessions)"
+isolation="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/isolation/pg_isolation_regress"
+specs=$(cd "$TUSK_ROOT/test/isolation/specs" && ls *.spec | sed 's/\.spec$//')
+mkdir -p "$work/isolation_run"
+cp -r "$TUSK_ROOT/test/isolation/specs" "$TUSK_ROOT/test/isolation/expected" "$work/isolation_run/"
+[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$work/isolation_run"
+(cd "$work/isolation_run" && as_server_user "$isolation" --bindir="$PG_BIN" --inputdir=. \
+    --outputdir=. --temp-instance="$work/isolation_run/instance" \
+    --temp-config="$work/test/regress.conf" $specs) | tee "$work/isolation.out"
+ip=$(grep -cE '\.\.\. ok( |$)' "$work/isolation.out" || true)
+if_=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$work/isolation.out" || true)
+if [ $((ip + if_)) -eq 0 ]; then if_=1; fi
+if [ "$if_" -gt 0 ]; then
+    rm -rf "$TUSK_ROOT/test/isolation/results"
+    cp -r "$work/isolation_run/results" "$TUSK_ROOT/test/isolation/results" 2>/dev/null
+    cp "$work/isolation_run/regression.diffs" "$TUSK_ROOT/test/isolation/regression.diffs" 2>/dev/null &&
+        head -n 200 "$TUSK_ROOT/test/isolation/regression.diffs"
+fi
+count "$ip" "$if_"
+
+echo "== server health during pg_regress and isolation tests"
 # A backend that crashed takes the whole server through recovery: fail on any sign of that.
-log="$work/log/postmaster.log"
-if [ -f "$log" ] && ! grep -E "terminated by signal|was terminated by exception|server process .* exited with exit code|PANIC" "$log"; then
+logs="$work/log/postmaster.log $work/isolation_run/log/postmaster.log"
+if ls $logs >/dev/null 2>&1 && ! grep -E "terminated by signal|was terminated by exception|server process .* exited with exit code|PANIC" $logs; then
     echo "no backend crashed"
     count 1 0
 else
