@@ -11,6 +11,13 @@ SELECT jsonb_array_length(tusk_cached('big', '5 min',
 SELECT hits, misses, sets, entries FROM tusk_cache_stats WHERE tier = 'l1';
 SELECT tusk_cache_set('big value', (SELECT jsonb_agg(repeat('y', 1000)) FROM generate_series(1, 2000)), '5 min') AS stored;
 SELECT tusk_cache_get('big value') IS NULL AS not_in_l1;
+-- the same in a transaction that has written: not kept for its commit either
+BEGIN;
+CREATE TEMP TABLE scratch (a int);
+INSERT INTO scratch VALUES (1);
+SELECT tusk_cache_set('big in txn', (SELECT jsonb_agg(repeat('y', 1000)) FROM generate_series(1, 2000)), '5 min') AS stored;
+COMMIT;
+SELECT tusk_cache_get('big in txn') IS NULL AS not_in_l1;
 
 -- just under the limit is kept
 SELECT tusk_cache_set('medium', (SELECT jsonb_agg(repeat('y', 1000)) FROM generate_series(1, 900)), '5 min') AS stored;

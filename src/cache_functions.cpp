@@ -117,6 +117,8 @@ bool cache_store(const EncodedKey &key, const core::Fingerprint &fingerprint,
                  const struct varlena *value, int64 ttl, int64 now)
 {
     int64 expires_at = core::expiry_time(now, ttl);
+    if (!l1_accepts(key.length, VARSIZE_ANY(value)))
+        return false;
     if (transaction_has_written()) {
         pending_put(key, fingerprint, value, expires_at);
         return true;

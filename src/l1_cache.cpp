@@ -123,13 +123,16 @@ struct varlena *l1_get(const EncodedKey &key, const core::Fingerprint *want, int
     return static_cast<struct varlena *>(sink.value);
 }
 
+bool l1_accepts(size_t key_length, size_t value_length)
+{
+    return store != nullptr && key_length + value_length <= size_t(l1_max_entry_size_kb) * 1024;
+}
+
 bool l1_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
             const struct varlena *value, int64 expires_at, int64 now)
 {
-    if (store == nullptr)
-        return false;
     size_t value_length = VARSIZE_ANY(value);
-    if (size_t(key.length) + value_length > size_t(l1_max_entry_size_kb) * 1024)
+    if (!l1_accepts(key.length, value_length))
         return false;
     uint32_t partition = store->partition_of(key.hash);
     LWLockAcquire(lock_for(partition), LW_EXCLUSIVE);

@@ -40,6 +40,9 @@ struct varlena *l1_get(const EncodedKey &key, const core::Fingerprint *want, int
 bool l1_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
             const struct varlena *value, int64 expires_at, int64 now);
 
+/* Whether l1_put() would keep an entry of this size (L1 on, within tusk.l1_max_entry_size). */
+bool l1_accepts(size_t key_length, size_t value_length);
+
 bool l1_delete(const EncodedKey &key);
 
 /* Removes entries whose encoded key starts with prefix (everything for length 0). */

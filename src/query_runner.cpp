@@ -140,7 +140,8 @@ Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
         ereport(ERROR, (errcode(ERRCODE_SYNTAX_ERROR),
                         errmsg("tusk_cached takes exactly one SQL statement, got %d",
                                list_length(sources))));
-    CachedPlanSource *source = linitial_node(CachedPlanSource, sources);
+    /* Not a Node: no castNode here. */
+    auto *source = static_cast<CachedPlanSource *>(linitial(sources));
     check_read_only(source);
 
     if (inferred.count != given)
