@@ -87,9 +87,9 @@ class PgError : public std::exception {
 template <typename F> auto pg_call(F &&f) -> decltype(f())
 {
     using R = decltype(f());
-    MemoryContext caller_context = CurrentMemoryContext;
-    ErrorData *volatile edata = nullptr;
     if constexpr (std::is_void_v<R>) {
+        MemoryContext caller_context = CurrentMemoryContext;
+        ErrorData *volatile edata = nullptr;
         PG_TRY();
         {
             f();
@@ -106,19 +106,7 @@ template <typename F> auto pg_call(F &&f) -> decltype(f())
     } else {
         static_assert(std::is_trivially_copyable_v<R>, "pg_call returns plain values only");
         R result{};
-        PG_TRY();
-        {
-            result = f();
-        }
-        PG_CATCH();
-        {
-            MemoryContextSwitchTo(caller_context);
-            edata = CopyErrorData();
-            FlushErrorState();
-        }
-        PG_END_TRY();
-        if (edata != nullptr)
-            throw PgError(edata);
+        pg_call([&] { result = f(); });
         return result;
     }
 }

@@ -52,51 +52,47 @@ else
     count 0 1
 fi
 
+# run_suite RUNNER DIR KEEP TESTS...: runs a pg_regress-style RUNNER as the server
+# user in DIR (a copy of its inputs) on its own throwaway instance and counts the
+# results; on failure copies results/ and regression.diffs to KEEP for reading.
+run_suite() {
+    local runner=$1 dir=$2 keep=$3
+    shift 3
+    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$dir"
+    (cd "$dir" && as_server_user "$runner" --bindir="$PG_BIN" --inputdir=. --outputdir=. \
+        --temp-instance="$dir/instance" --temp-config="$work/regress.conf" "$@") | tee "$dir/run.out"
+    local ok bad
+    ok=$(grep -cE '\.\.\. ok( |$)' "$dir/run.out" || true)
+    bad=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$dir/run.out" || true)
+    [ $((ok + bad)) -eq 0 ] && bad=1
+    if [ "$bad" -gt 0 ]; then
+        rm -rf "$keep/results"
+        cp -r "$dir/results" "$keep/results" 2>/dev/null
+        cp "$dir/regression.diffs" "$keep/regression.diffs" 2>/dev/null &&
+            head -n 200 "$keep/regression.diffs"
+        echo "outputs: $keep/results, $keep/regression.diffs"
+    fi
+    count "$ok" "$bad"
+}
+pgxs_tests="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test"
+cp "$TUSK_ROOT/test/regress.conf" "$work/regress.conf"
+chmod 644 "$work/regress.conf"
+
 echo "== pg_regress (throwaway cluster)"
-# The server user must read the inputs and write the outputs: work on a copy.
-cp -r "$TUSK_ROOT/sql" "$TUSK_ROOT/expected" "$TUSK_ROOT/test" "$work/"
-[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$work"
-tests=$(sed -n 's/^REGRESS = //p' "$TUSK_ROOT/Makefile")
-pg_regress="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
-(cd "$work" && as_server_user "$pg_regress" --bindir="$PG_BIN" --inputdir=. --outputdir=. \
-    --temp-instance="$work/regress_instance" --temp-config="$work/test/regress.conf" \
-    --dbname=contrib_regression $tests) | tee "$work/regress.out"
-rp=$(grep -cE '\.\.\. ok( |$)' "$work/regress.out" || true)
-rf=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$work/regress.out" || true)
-if [ $((rp + rf)) -eq 0 ]; then rf=1; fi
-if [ "$rf" -gt 0 ]; then
-    # Leave the outputs where PGXS users look for them.
-    rm -rf "$TUSK_ROOT/results"
-    cp -r "$work/results" "$TUSK_ROOT/results" 2>/dev/null
-    cp "$work/regression.diffs" "$TUSK_ROOT/regression.diffs" 2>/dev/null &&
-        head -n 200 "$TUSK_ROOT/regression.diffs"
-    echo "outputs: $TUSK_ROOT/results, $TUSK_ROOT/regression.diffs"
-fi
-count "$rp" "$rf"
+mkdir -p "$work/regress"
+cp -r "$TUSK_ROOT/sql" "$TUSK_ROOT/expected" "$work/regress/"
+run_suite "$pgxs_tests/regress/pg_regress" "$work/regress" "$TUSK_ROOT" \
+    --dbname=contrib_regression $(sed -n 's/^REGRESS = //p' "$TUSK_ROOT/Makefile")
 
 echo "== isolation tests (concurrent sessions)"
-isolation="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/isolation/pg_isolation_regress"
-specs=$(cd "$TUSK_ROOT/test/isolation/specs" && ls *.spec | sed 's/\.spec$//')
-mkdir -p "$work/isolation_run"
-cp -r "$TUSK_ROOT/test/isolation/specs" "$TUSK_ROOT/test/isolation/expected" "$work/isolation_run/"
-[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$work/isolation_run"
-(cd "$work/isolation_run" && as_server_user "$isolation" --bindir="$PG_BIN" --inputdir=. \
-    --outputdir=. --temp-instance="$work/isolation_run/instance" \
-    --temp-config="$work/test/regress.conf" $specs) | tee "$work/isolation.out"
-ip=$(grep -cE '\.\.\. ok( |$)' "$work/isolation.out" || true)
-if_=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$work/isolation.out" || true)
-if [ $((ip + if_)) -eq 0 ]; then if_=1; fi
-if [ "$if_" -gt 0 ]; then
-    rm -rf "$TUSK_ROOT/test/isolation/results"
-    cp -r "$work/isolation_run/results" "$TUSK_ROOT/test/isolation/results" 2>/dev/null
-    cp "$work/isolation_run/regression.diffs" "$TUSK_ROOT/test/isolation/regression.diffs" 2>/dev/null &&
-        head -n 200 "$TUSK_ROOT/test/isolation/regression.diffs"
-fi
-count "$ip" "$if_"
+mkdir -p "$work/isolation"
+cp -r "$TUSK_ROOT/test/isolation/specs" "$TUSK_ROOT/test/isolation/expected" "$work/isolation/"
+run_suite "$pgxs_tests/isolation/pg_isolation_regress" "$work/isolation" "$TUSK_ROOT/test/isolation" \
+    $(cd "$TUSK_ROOT/test/isolation/specs" && ls *.spec | sed 's/\.spec$//')
 
 echo "== server health during pg_regress and isolation tests"
 # A backend that crashed takes the whole server through recovery: fail on any sign of that.
-logs="$work/log/postmaster.log $work/isolation_run/log/postmaster.log"
+logs="$work/regress/log/postmaster.log $work/isolation/log/postmaster.log"
 if ls $logs >/dev/null 2>&1 && ! grep -E "terminated by signal|was terminated by exception|server process .* exited with exit code|PANIC" $logs; then
     echo "no backend crashed"
     count 1 0
