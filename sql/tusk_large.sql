@@ -11,6 +11,13 @@ SELECT jsonb_array_length(tusk_cached('big', '5 min',
 SELECT hits, misses, sets, entries FROM tusk_cache_stats WHERE tier = 'l1';
 SELECT tusk_cache_set('big value', (SELECT jsonb_agg(repeat('y', 1000)) FROM generate_series(1, 2000)), '5 min') AS stored;
 SELECT tusk_cache_get('big value') IS NULL AS not_in_l1;
+-- a value that is not kept also removes the older value of its key
+SELECT tusk_cache_set('grows', '"small"', '5 min') AS small_stored;
+SELECT tusk_cache_set('grows', (SELECT jsonb_agg(repeat('y', 1000)) FROM generate_series(1, 2000)), '5 min') AS big_stored;
+SELECT tusk_cache_get('grows') IS NULL AS no_stale_value;
+SELECT tusk_cached('grows', '5 min', 'SELECT 1 AS small');
+SELECT length(tusk_cached('grows', '5 min', 'SELECT repeat(''z'', 2000000) AS big')::text) AS big_result_length;
+SELECT tusk_cache_get('grows') IS NULL AS no_stale_result;
 -- the same in a transaction that has written: not kept for its commit either
 BEGIN;
 CREATE TEMP TABLE scratch (a int);

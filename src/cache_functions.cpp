@@ -117,8 +117,12 @@ bool cache_store(const EncodedKey &key, const core::Fingerprint &fingerprint,
                  const struct varlena *value, int64 ttl, int64 now)
 {
     int64 expires_at = core::expiry_time(now, ttl);
-    if (!l1_accepts(key.length, VARSIZE_ANY(value)))
+    if (!l1_accepts(key.length, VARSIZE_ANY(value))) {
+        /* Not kept: nothing may go on serving an older value under this key. */
+        pending_forget(key);
+        l1_delete(key);
         return false;
+    }
     if (transaction_has_written()) {
         pending_put(key, fingerprint, value, expires_at);
         return true;

@@ -132,8 +132,10 @@ bool l1_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
             const struct varlena *value, int64 expires_at, int64 now)
 {
     size_t value_length = VARSIZE_ANY(value);
-    if (!l1_accepts(key.length, value_length))
+    if (!l1_accepts(key.length, value_length)) {
+        l1_delete(key);
         return false;
+    }
     uint32_t partition = store->partition_of(key.hash);
     LWLockAcquire(lock_for(partition), LW_EXCLUSIVE);
     core::PutStatus status =

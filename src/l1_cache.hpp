@@ -36,7 +36,10 @@ bool l1_available();
 struct varlena *l1_get(const EncodedKey &key, const core::Fingerprint *want, int64 now,
                        int64 *expires_at);
 
-/* Stores a varlena value; false when L1 is off or the entry is over tusk.l1_max_entry_size. */
+/*
+ * Stores a varlena value; false when L1 is off or the entry is over
+ * tusk.l1_max_entry_size (then any older entry for the key is removed).
+ */
 bool l1_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
             const struct varlena *value, int64 expires_at, int64 now);
 

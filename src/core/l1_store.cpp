@@ -325,12 +325,13 @@ PutStatus L1Store::put(const KeyRef &key, const Fingerprint &fingerprint, const 
     Partition *p = partition(partition_of(key.hash));
     size_t total = size_t(key.length) + value_length;
     size_t need = std::max<size_t>(1, (total + kBlockSize - 1) / kBlockSize);
-    if (key.length > kMaxKeyLength || value_length > UINT32_MAX || need > p->block_count)
-        return PutStatus::TooLarge;
 
+    /* The old value goes even when the new one cannot be kept: never serve a superseded value. */
     uint32_t old = p->find(key);
     if (old != kNone)
         p->remove(old);
+    if (key.length > kMaxKeyLength || value_length > UINT32_MAX || need > p->block_count)
+        return PutStatus::TooLarge;
     while (p->free_block_count < need || p->free_slot_count == 0) {
         if (!p->evict_one(now))
             return PutStatus::TooLarge; /* unreachable: an empty partition fits it */
@@ -397,6 +398,8 @@ bool L1Store::erase_expired(const KeyRef &key, int64_t now)
 uint64_t L1Store::erase_prefix(uint32_t partition_index, const void *prefix,
                                uint32_t prefix_length)
 {
+    if (partition_index >= partitions_)
+        return 0;
     Partition *p = partition(partition_index);
     const uint8_t *want = static_cast<const uint8_t *>(prefix);
     uint64_t removed = 0;

@@ -123,7 +123,8 @@ class L1Store {
 
     /*
      * Stores key -> value, replacing any entry for the same key, evicting
-     * entries of the partition by CLOCK until the new one fits.
+     * entries of the partition by CLOCK until the new one fits. On TooLarge
+     * the key's old entry is removed all the same.
      */
     PutStatus put(const KeyRef &key, const Fingerprint &fingerprint, const void *value,
                   size_t value_length, int64_t expires_at, int64_t now);
