@@ -3,21 +3,24 @@
 # speedup of a slow aggregate, measured in one run on a private server and
 # printed as ratios (absolute figures vary with the machine; ratios less so).
 #
-#   BENCH_SECONDS   length of one pgbench run (default 10)
-#   BENCH_ROUNDS    rounds; the scripts are interleaved per round and the
-#                   median TPS is reported (default 3)
+#   BENCH_SECONDS   length of one pgbench run (default 6)
+#   BENCH_ROUNDS    rounds (default 5). The three scripts run back to back in
+#                   each round; a ratio is taken within each round and the
+#                   median over the rounds is reported, which cancels most of
+#                   the drift of a shared machine between rounds.
 set -u
 . "$(dirname "$0")/lib.sh"
 trap tusk_cleanup EXIT
 trap 'exit 130' INT TERM
 
-SECONDS_PER_RUN=${BENCH_SECONDS:-10}
-ROUNDS=${BENCH_ROUNDS:-3}
+SECONDS_PER_RUN=${BENCH_SECONDS:-6}
+ROUNDS=${BENCH_ROUNDS:-5}
 CLIENTS=2
 
 ensure_packages && build_and_install || { tusk_log "setup failed"; exit 1; }
 start_postgres "tusk.l1_size = '64MB'" "max_connections = 20" "work_mem = '64MB'" || exit 1
-work=$(server_tmpdir)
+server_tmpdir || exit 1
+work=$SERVER_TMPDIR
 
 run_psql <<'SQL' || exit 1
 CREATE EXTENSION tusk;
@@ -52,20 +55,32 @@ tps_of() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -n 1; }
 latency_of() { sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' | head -n 1; }
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-echo "tusk bench: pgbench -M prepared, $CLIENTS clients, ${SECONDS_PER_RUN}s per run, $ROUNDS rounds (median TPS)"
+echo "tusk bench: pgbench -M prepared, $CLIENTS clients, ${SECONDS_PER_RUN}s per run, $ROUNDS rounds"
 declare -A samples
+ratio_hit_select1=""
+ratio_const_select1=""
+ratio_hit_const=""
 for round in $(seq 1 "$ROUNDS"); do
+    declare -A this
     for name in select1 constant hit; do
         tps=$(pgbench_run "$work/$name.sql" -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" | tps_of)
         [ -n "$tps" ] || { tusk_log "pgbench failed for $name"; exit 1; }
         samples[$name]+="$tps "
-        printf '  round %d  %-9s %10.0f tps\n' "$round" "$name" "$tps"
+        this[$name]=$tps
     done
+    ratio_hit_select1+="$(awk -v a="${this[hit]}" -v b="${this[select1]}" 'BEGIN {print a / b}') "
+    ratio_const_select1+="$(awk -v a="${this[constant]}" -v b="${this[select1]}" 'BEGIN {print a / b}') "
+    ratio_hit_const+="$(awk -v a="${this[hit]}" -v b="${this[constant]}" 'BEGIN {print a / b}') "
+    printf '  round %d: SELECT 1 %6.0f tps, constant %6.0f tps, hit %6.0f tps\n' \
+        "$round" "${this[select1]}" "${this[constant]}" "${this[hit]}"
 done
 declare -A med
 for name in select1 constant hit; do
     med[$name]=$(printf '%s\n' ${samples[$name]} | median)
 done
+r_hit_select1=$(printf '%s\n' $ratio_hit_select1 | median)
+r_const_select1=$(printf '%s\n' $ratio_const_select1 | median)
+r_hit_const=$(printf '%s\n' $ratio_hit_const | median)
 
 # Slow aggregate: the plain query, a miss (delete + run + store) and a hit, one client.
 plain=$(pgbench_run "$work/agg_plain.sql" -c 1 -t 5 | latency_of)
@@ -74,14 +89,15 @@ hit=$(pgbench_run "$work/agg_hit.sql" -c 1 -T 5 | latency_of)
 [ -n "$plain" ] && [ -n "$miss" ] && [ -n "$hit" ] || { tusk_log "aggregate runs failed"; exit 1; }
 
 echo
-echo "| what (pgbench -M prepared, $CLIENTS clients) | median TPS | vs SELECT 1 |"
+echo "| what (pgbench -M prepared, $CLIENTS clients) | median TPS | vs \`SELECT 1\` (median of per-round ratios) |"
 echo "|---|---:|---:|"
-awk -v a="${med[select1]}" -v b="${med[constant]}" -v c="${med[hit]}" 'BEGIN {
+awk -v a="${med[select1]}" -v b="${med[constant]}" -v c="${med[hit]}" \
+    -v rb="$r_const_select1" -v rc="$r_hit_select1" 'BEGIN {
     printf "| `SELECT 1` | %.0f | 1.00 |\n", a
-    printf "| `SELECT` the same 10-row jsonb as a constant | %.0f | %.2f |\n", b, b / a
-    printf "| `tusk_cached` L1 hit, 10-row result | %.0f | %.2f |\n", c, c / a
+    printf "| `SELECT` the same 10-row jsonb as a constant | %.0f | %.2f |\n", b, rb
+    printf "| `tusk_cached` L1 hit, 10-row result | %.0f | %.2f |\n", c, rc
 }'
-awk -v b="${med[constant]}" -v c="${med[hit]}" 'BEGIN { printf "\nL1 hit / constant jsonb: %.2f\n", c / b }'
+printf '\nL1 hit / constant jsonb (median of per-round ratios): %.2f\n' "$r_hit_const"
 echo
 echo "| slow aggregate (500,000 rows, 1 client) | mean latency |"
 echo "|---|---:|"

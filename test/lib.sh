@@ -34,9 +34,19 @@ ensure_packages() {
         tusk_log "missing packages and no root rights; run: sudo apt-get install -y ${missing[*]}"
         return 1
     fi
+    # Packages must not start system services (a cluster on 5432, a Redis on 6379):
+    # tests run their own servers and leave nothing running.
+    local policy=/usr/sbin/policy-rc.d added_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod 755 "$policy" &&
+            added_policy=1
+    fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             "${missing[@]}" >/dev/null
+    local rc=$?
+    [ -n "$added_policy" ] && as_root rm -f "$policy"
+    return $rc
 }
 
 build_and_install() {
@@ -44,15 +54,15 @@ build_and_install() {
         as_root make -C "$TUSK_ROOT" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 }
 
-# A directory the server user can write, removed by tusk_cleanup.
+# Makes a directory the server user can write and sets SERVER_TMPDIR to it;
+# tusk_cleanup removes it. (Not called as $(...): the list must live in this shell.)
 TUSK_TMPDIRS=()
+SERVER_TMPDIR=""
 server_tmpdir() {
-    local d
-    d=$(mktemp -d /tmp/tusk.XXXXXX)
-    chmod 755 "$d"
-    [ "$(id -u)" = 0 ] && chown postgres:postgres "$d"
-    TUSK_TMPDIRS+=("$d")
-    printf '%s\n' "$d"
+    SERVER_TMPDIR=$(mktemp -d /tmp/tusk.XXXXXX) || return 1
+    TUSK_TMPDIRS+=("$SERVER_TMPDIR")
+    chmod 755 "$SERVER_TMPDIR"
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$SERVER_TMPDIR"; fi
 }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -72,7 +82,8 @@ REDIS_PIDFILE=""
 REDIS_PORT=""
 start_redis() {
     local dir
-    dir=$(server_tmpdir)
+    server_tmpdir || return 1
+    dir=$SERVER_TMPDIR
     REDIS_PORT=$(free_port) || return 1
     REDIS_PIDFILE="$dir/redis.pid"
     as_server_user redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
@@ -101,7 +112,8 @@ PG_PORT=""
 # start_postgres [extra postgresql.conf lines...]
 start_postgres() {
     local dir
-    dir=$(server_tmpdir)
+    server_tmpdir || return 1
+    dir=$SERVER_TMPDIR
     PGDATA_DIR="$dir/data"
     PG_PORT=$(free_port) || return 1
     as_server_user "$PG_BIN/initdb" -D "$PGDATA_DIR" -A trust -U postgres -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 || {

@@ -26,7 +26,8 @@ echo "== build and install"
 if ! build_and_install; then count 0 1; finish; fi
 
 echo "== unit tests (PostgreSQL-free core)"
-work=$(server_tmpdir)
+server_tmpdir || exit 1
+work=$SERVER_TMPDIR
 unit="$work/tusk_unit"
 if g++ -std=c++17 -O2 -g -Wall -Wextra -I"$TUSK_ROOT/src" "$TUSK_ROOT"/test/unit/*.cpp \
         "$TUSK_ROOT"/src/core/*.cpp -o "$unit" -lgtest -lgtest_main -lpthread -lxxhash; then
