@@ -54,6 +54,8 @@ SELECT tusk_cached('values', '5 min', 'VALUES (1, ''a''), (2, ''b'')');
 SELECT tusk_cached('table', '5 min', 'TABLE orders ORDER BY id LIMIT 1');
 SELECT tusk_cached('with', '5 min', 'WITH t AS (SELECT 2 AS x) SELECT x * 21 AS answer FROM t;');
 SELECT tusk_cached('comment', '5 min', 'SELECT 1 AS one -- trailing comment');
+-- a column may be called anything, even what tusk calls its row
+SELECT tusk_cached('row name', '5 min', 'SELECT 42 AS tusk_row, 1 AS b');
 
 -- search_path is part of what produced a value
 CREATE SCHEMA other;
@@ -63,6 +65,17 @@ SELECT tusk_cached('path', '5 min', 'SELECT count(*) AS n FROM orders');
 SET search_path = other, public;
 SELECT tusk_cached('path', '5 min', 'SELECT count(*) AS n FROM orders');
 RESET search_path;
+
+-- so are the settings that change how values render: TimeZone, DateStyle, IntervalStyle
+SET TimeZone = 'UTC';
+SELECT tusk_cached('zone', '5 min', $q$SELECT '2026-11-23 10:00:00+00'::timestamptz AS ts$q$);
+SET TimeZone = 'Asia/Tokyo';
+SELECT tusk_cached('zone', '5 min', $q$SELECT '2026-11-23 10:00:00+00'::timestamptz AS ts$q$);
+SET IntervalStyle = 'iso_8601';
+SELECT tusk_cached('style', '5 min', $q$SELECT interval '90 minutes' AS i$q$);
+RESET IntervalStyle;
+SELECT tusk_cached('style', '5 min', $q$SELECT interval '90 minutes' AS i$q$);
+RESET TimeZone;
 
 -- TTL: an entry lives for ttl, then the query runs again
 SELECT tusk_cache_stats_reset();

@@ -44,7 +44,14 @@ CREATE SEQUENCE seq;
 CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS 'INSERT INTO t VALUES (9) RETURNING a';
 SELECT tusk_cached('k', '1 min', 'SELECT nextval(''seq'')');
 SELECT tusk_cached('k', '1 min', 'SELECT sneaky()');
+-- even a write to a temporary table, which a read-only transaction allows
+CREATE TEMP TABLE tmp_log (a int);
+CREATE FUNCTION log_it() RETURNS int LANGUAGE plpgsql AS $$BEGIN INSERT INTO tmp_log VALUES (1); RETURN 1; END$$;
+SELECT tusk_cached('k', '1 min', 'SELECT log_it()');
+CREATE FUNCTION lock_it() RETURNS int LANGUAGE plpgsql AS $$BEGIN PERFORM * FROM t FOR UPDATE; RETURN 1; END$$;
+SELECT tusk_cached('k', '1 min', 'SELECT lock_it()');
 SELECT count(*) AS rows_in_t FROM t;
+SELECT count(*) AS rows_in_tmp_log FROM tmp_log;
 -- several statements in one string (42601)
 SELECT tusk_cached('k', '1 min', 'SELECT 1; SELECT 2');
 SELECT tusk_cached('k', '1 min', 'SELECT 1; DELETE FROM t');
@@ -66,6 +73,7 @@ SELECT tusk_cached('k', '0', 'SELECT 1');
 SELECT tusk_cached(repeat('k', 100 * 1024), '1 min', 'SELECT 1');
 SELECT tusk_cached('k', '1 min', 'SELECT 1/0');
 SELECT tusk_cached('k', '1 min', 'INSERT INTO t VALUES (1)');
+SELECT tusk_cached('k', '1 min', 'SELECT log_it()');
 SELECT tusk_cached('k', '1 min', 'SHOW work_mem');
 SELECT tusk_cached('k', '1 min', 'SELECT 1; SELECT 2');
 SELECT tusk_cached('k', '1 min', 'SELECT $1::int', '{"a": 1}');
@@ -86,11 +94,18 @@ END $$;
 SHOW transaction_read_only;
 SELECT a FROM t;
 
+-- functions that only read still work inside a cached query
+CREATE FUNCTION count_t() RETURNS bigint LANGUAGE plpgsql AS $$BEGIN RETURN (SELECT count(*) FROM t); END$$;
+SELECT tusk_cached('reader', '1 min', 'SELECT count_t() AS n');
+
 -- the session and the server are healthy: same backend, same postmaster, cache works
 SELECT pg_backend_pid() = :pid0 AS same_backend,
        pg_postmaster_start_time() = :'start0' AS server_not_restarted;
 SELECT tusk_cached('after errors', '1 min', 'SELECT 1 AS ok');
 SELECT tusk_cached('after errors', '1 min', 'SELECT 1 AS ok');
 DROP FUNCTION sneaky();
+DROP FUNCTION log_it();
+DROP FUNCTION lock_it();
+DROP FUNCTION count_t();
 DROP SEQUENCE seq;
 DROP TABLE t;

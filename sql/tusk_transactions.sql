@@ -61,6 +61,40 @@ SELECT tusk_cache_get('count') IS NULL AS gone_inside;
 COMMIT;
 SELECT tusk_cache_get('count') IS NULL AS gone_after;
 
+-- a transaction that writes again after computing a result: the result is
+-- stale, so it is recomputed inside and never published
+BEGIN;
+INSERT INTO items VALUES (500);
+SELECT tusk_cached('later', '5 min', 'SELECT count(*) AS n FROM items');
+INSERT INTO items VALUES (501);
+SELECT tusk_cached('later', '5 min', 'SELECT count(*) AS n FROM items');
+DELETE FROM items WHERE id = 501;
+COMMIT;
+SELECT tusk_cache_get('later') IS NULL AS stale_result_not_published;
+SELECT tusk_cached('later', '5 min', 'SELECT count(*) AS n FROM items');
+-- the same within one statement of a single-statement transaction
+CREATE FUNCTION add_item(int) RETURNS int LANGUAGE sql AS 'INSERT INTO items VALUES ($1) RETURNING id';
+SELECT tusk_cache_delete('later');
+SELECT add_item(600) AS first_write,
+       tusk_cached('later', '5 min', 'SELECT count(*) AS n FROM items') AS computed_between,
+       add_item(601) AS second_write;
+SELECT tusk_cache_get('later') IS NULL AS stale_result_not_published;
+DROP FUNCTION add_item(int);
+
+-- REPEATABLE READ and SERIALIZABLE read an old snapshot: results are returned, not stored
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT tusk_cached('rr', '5 min', 'SELECT count(*) AS n FROM items');
+COMMIT;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT tusk_cached('rr', '5 min', 'SELECT count(*) AS n FROM items');
+COMMIT;
+SELECT tusk_cache_get('rr') IS NULL AS not_stored_from_old_snapshots;
+-- they do read what is cached
+SELECT tusk_cached('rr', '5 min', 'SELECT count(*) AS n FROM items');
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT tusk_cache_get('rr');
+COMMIT;
+
 -- two-phase commit: a prepared transaction's results never reach the cache,
 -- whether it is later committed or rolled back
 BEGIN;

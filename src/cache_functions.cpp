@@ -13,10 +13,12 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgtime.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -90,7 +92,11 @@ int64 ttl_micros(Interval *ttl)
     return micros;
 }
 
-/* What produced a value: the query text, its params, and the search_path it was resolved in. */
+/*
+ * What produced a value: the query text, its params, the search_path its
+ * names were resolved in, and the settings that change how values are read
+ * and rendered (TimeZone, DateStyle, IntervalStyle).
+ */
 core::Fingerprint query_fingerprint(text *query, Jsonb *params)
 {
     core::FingerprintBuilder builder;
@@ -101,6 +107,10 @@ core::Fingerprint query_fingerprint(text *query, Jsonb *params)
         builder.add_null();
     const char *path = namespace_search_path != nullptr ? namespace_search_path : "";
     builder.add(path, strlen(path));
+    const char *zone = session_timezone != nullptr ? pg_get_timezone_name(session_timezone) : "";
+    builder.add(zone, strlen(zone));
+    const int styles[3] = {DateStyle, DateOrder, IntervalStyle};
+    builder.add(styles, sizeof styles);
     return builder.finish();
 }
 
@@ -148,8 +158,14 @@ Datum cached(FunctionCallInfo fcinfo)
 
     char *sql = text_to_cstring(query);
     Jsonb *rows = pg_call([sql, params] { return run_query_as_jsonb(sql, params); });
-    cache_store(key, fingerprint, reinterpret_cast<struct varlena *>(rows), ttl,
-                GetCurrentTimestamp());
+    /*
+     * Under REPEATABLE READ and SERIALIZABLE the rows come from the snapshot
+     * the transaction began with, which may predate writes (and cache
+     * invalidations) committed since: such rows are returned, never stored.
+     */
+    if (!IsolationUsesXactSnapshot())
+        cache_store(key, fingerprint, reinterpret_cast<struct varlena *>(rows), ttl,
+                    GetCurrentTimestamp());
     PG_RETURN_JSONB_P(rows);
 }
 

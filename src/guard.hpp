@@ -90,9 +90,15 @@ template <typename F> auto pg_call(F &&f) -> decltype(f())
     if constexpr (std::is_void_v<R>) {
         MemoryContext caller_context = CurrentMemoryContext;
         ErrorData *volatile edata = nullptr;
+        /* A C++ exception must not leave PG_TRY early: PG_END_TRY restores the error stack. */
+        std::exception_ptr cpp_error;
         PG_TRY();
         {
-            f();
+            try {
+                f();
+            } catch (...) {
+                cpp_error = std::current_exception();
+            }
         }
         PG_CATCH();
         {
@@ -103,6 +109,8 @@ template <typename F> auto pg_call(F &&f) -> decltype(f())
         PG_END_TRY();
         if (edata != nullptr)
             throw PgError(edata);
+        if (cpp_error)
+            std::rethrow_exception(cpp_error);
     } else {
         static_assert(std::is_trivially_copyable_v<R>, "pg_call returns plain values only");
         R result{};

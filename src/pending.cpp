@@ -8,6 +8,7 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 }
@@ -15,6 +16,15 @@ extern "C" {
 namespace tusk {
 
 namespace {
+
+/* Changes whenever the transaction writes: a new command id, or new WAL. */
+struct WriteMark {
+    CommandId command;
+    XLogRecPtr wal_end;
+    bool operator==(const WriteMark &o) const { return command == o.command && wal_end == o.wal_end; }
+};
+
+WriteMark current_write_mark() { return WriteMark{GetCurrentCommandId(false), XactLastRecEnd}; }
 
 struct PendingEntry {
     PendingEntry *next;
@@ -25,6 +35,7 @@ struct PendingEntry {
     struct varlena *value;
     int64 expires_at;
     SubTransactionId subxact;
+    WriteMark mark; /* when the value was computed */
 };
 
 /* Newest first; allocated in TopTransactionContext, so it vanishes with the transaction. */
@@ -69,6 +80,13 @@ void publish_pending()
 void on_xact_event(XactEvent event, void *)
 {
     switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+            /* Last chance to see the write mark: the commit resets XactLastRecEnd. */
+            if (pending_head != nullptr) {
+                WriteMark now = current_write_mark();
+                remove_where([&now](const PendingEntry *e) { return !(e->mark == now); });
+            }
+            break;
         case XACT_EVENT_COMMIT:
             /* Runs after the commit is durable; nothing here can raise. */
             if (pending_head != nullptr)
@@ -122,6 +140,7 @@ void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
     std::memcpy(e->value, value, size);
     e->expires_at = expires_at;
     e->subxact = GetCurrentSubTransactionId();
+    e->mark = current_write_mark();
     e->next = pending_head;
     pending_head = e;
     MemoryContextSwitchTo(old);
@@ -132,6 +151,11 @@ struct varlena *pending_get(const EncodedKey &key, const core::Fingerprint *want
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
         if (!same_key(e, key))
             continue;
+        if (!(e->mark == current_write_mark())) {
+            /* The transaction wrote after computing it: stale, also for itself. */
+            pending_forget(key);
+            return nullptr;
+        }
         if (e->expires_at <= now || (want != nullptr && *want != e->fingerprint))
             return nullptr;
         Size size = VARSIZE_ANY(e->value);

@@ -6,6 +6,11 @@
  * served back to that transaction from here, and enter the shared tiers only
  * when it commits; a rollback (of the transaction, or of the subtransaction
  * that computed them) drops them. PREPARE TRANSACTION drops them too.
+ *
+ * Each value remembers the transaction's write mark (command id and the end
+ * of its last WAL record) when it was computed. If the transaction writes
+ * again afterwards the value may be stale: it is no longer served, not even
+ * to the transaction itself, and never published.
  * Backend-local; lives in TopTransactionContext.
  */
 #pragma once

@@ -6,10 +6,13 @@
  *     parameters, as PREPARE without types does). This checks that it is one
  *     statement, that it only reads, and infers the type of every $n.
  *  2. That one statement is wrapped as
- *       SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(tusk_row)), '[]')
+ *       SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(tusk_row.*)), '[]')
  *       FROM (<statement>) AS tusk_row
- *     prepared with the inferred types and run with transaction_read_only
- *     set for its duration, so functions it calls cannot write either.
+ *     (tusk_row.* is a whole-row reference even when a column is named
+ *     tusk_row) prepared with the inferred types and run with
+ *     transaction_read_only set; an ExecutorStart hook refuses every
+ *     statement that is not a plain SELECT while it runs, so functions it
+ *     calls cannot write either, not even to temporary tables.
  * Plain C-style code: no C++ object with a destructor lives in these frames.
  */
 #include "query_runner.hpp"
@@ -18,7 +21,9 @@
 
 extern "C" {
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
+#include "tcop/utility.h"
 #include "parser/parse_param.h"
 #include "tcop/cmdtag.h"
 #include "utils/builtins.h"
@@ -30,6 +35,28 @@ extern "C" {
 namespace tusk {
 
 namespace {
+
+/* > 0 while a cached query runs in this backend (they may nest). Backend-local. */
+int cached_query_depth = 0;
+ExecutorStart_hook_type previous_executor_start = nullptr;
+
+/* Refuses any statement that writes or locks rows while a cached query runs. */
+void refuse_writes_executor_start(QueryDesc *query, int eflags)
+{
+    if (cached_query_depth > 0 && !(eflags & EXEC_FLAG_EXPLAIN_ONLY)) {
+        PlannedStmt *stmt = query->plannedstmt;
+        if (query->operation != CMD_SELECT || stmt->hasModifyingCTE || stmt->rowMarks != NIL)
+            ereport(ERROR,
+                    (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                     errmsg("tusk_cached runs read-only queries only"),
+                     errdetail("A function called by the query tried to run %s.",
+                               GetCommandTagName(CreateCommandTag(reinterpret_cast<Node *>(stmt))))));
+    }
+    if (previous_executor_start)
+        previous_executor_start(query, eflags);
+    else
+        standard_ExecutorStart(query, eflags);
+}
 
 struct InferredParams {
     Oid *types;
@@ -116,6 +143,12 @@ Datum bind_param(JsonbValue *element, Oid type, bool *isnull)
 
 }  // namespace
 
+void query_runner_install_hooks()
+{
+    previous_executor_start = ExecutorStart_hook;
+    ExecutorStart_hook = refuse_writes_executor_start;
+}
+
 Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
 {
     MemoryContext caller = CurrentMemoryContext;
@@ -157,7 +190,7 @@ Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
     const char *start = query + raw->stmt_location;
     int length = raw->stmt_len > 0 ? raw->stmt_len : int(strlen(start));
     char *wrapped = psprintf(
-        "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(tusk_row)), "
+        "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(tusk_row.*)), "
         "'[]'::pg_catalog.jsonb) FROM (\n%.*s\n) AS tusk_row",
         length, start);
 
@@ -177,7 +210,8 @@ Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
         error_context_stack = callback.previous;
     }
 
-    SPIPlanPtr plan = SPI_prepare(wrapped, given, types);
+    /* Parallel plans are allowed, as PL/pgSQL allows them: a miss costs what the query costs. */
+    SPIPlanPtr plan = SPI_prepare_cursor(wrapped, given, types, CURSOR_OPT_PARALLEL_OK);
     if (plan == nullptr)
         ereport(ERROR, (errmsg("tusk: could not prepare query: %s",
                                SPI_result_code_string(SPI_result))));
@@ -185,7 +219,18 @@ Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
     int nest_level = NewGUCNestLevel();
     (void) set_config_option("transaction_read_only", "on", PGC_USERSET, PGC_S_SESSION,
                              GUC_ACTION_SAVE, true, 0, false);
-    int rc = SPI_execute_plan(plan, values, nulls, false, 0);
+    int saved_depth = cached_query_depth;
+    int rc = 0;
+    cached_query_depth++;
+    PG_TRY();
+    {
+        rc = SPI_execute_plan(plan, values, nulls, false, 0);
+    }
+    PG_FINALLY();
+    {
+        cached_query_depth = saved_depth;
+    }
+    PG_END_TRY();
     AtEOXact_GUC(true, nest_level);
 
     if (rc != SPI_OK_SELECT || SPI_processed != 1)

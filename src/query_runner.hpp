@@ -25,4 +25,7 @@ constexpr size_t kMaxKeyBytes = 4096;
  */
 Jsonb *run_query_as_jsonb(const char *query, Jsonb *params);
 
+/* Installs the ExecutorStart hook that keeps cached queries read-only (from _PG_init). */
+void query_runner_install_hooks();
+
 }  // namespace tusk

@@ -1,6 +1,7 @@
 /*
  * tusk.cpp: module entry: _PG_init defines the GUCs, registers the
- * transaction callbacks and, when loaded through shared_preload_libraries,
+ * transaction callbacks and the ExecutorStart hook that keeps cached queries
+ * read-only and, when loaded through shared_preload_libraries,
  * chains the shared-memory hooks (request in shmem_request_hook, set up in
  * shmem_startup_hook, as contrib/pg_stat_statements does).
  */
@@ -19,6 +20,7 @@ void _PG_init(void);
 
 #include "l1_cache.hpp"
 #include "pending.hpp"
+#include "query_runner.hpp"
 #include "tusk.hpp"
 
 namespace tusk {
@@ -53,6 +55,7 @@ extern "C" void _PG_init(void)
     tusk::l1_define_gucs();
     MarkGUCPrefixReserved("tusk");
     tusk::pending_register_callbacks();
+    tusk::query_runner_install_hooks();
 
     if (!process_shared_preload_libraries_in_progress)
         return;
