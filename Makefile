@@ -10,15 +10,21 @@ MODULE_big = tusk
 OBJS = \
 	src/tusk.o \
 	src/l1_cache.o \
+	src/l2_cache.o \
 	src/pending.o \
 	src/query_runner.o \
 	src/cache_functions.o \
 	src/core/l1_store.o \
 	src/core/ttl.o \
-	src/core/cache_key.o
+	src/core/cache_key.o \
+	src/core/circuit_breaker.o \
+	src/core/l2_format.o \
+	src/core/redis_client.o
 DATA = sql/tusk--$(EXTVERSION).sql
 
 REGRESS = tusk_setup tusk_cached tusk_errors tusk_transactions tusk_privileges tusk_large
+# Run by make test only, which points the instance at its throwaway Redis.
+REGRESS_REDIS = tusk_l2
 REGRESS_OPTS = --temp-instance=regress_instance --temp-config=test/regress.conf
 EXTRA_CLEAN = regress_instance results regression.diffs regression.out test/unit/tusk_unit
 

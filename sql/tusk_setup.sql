@@ -12,7 +12,7 @@ FROM pg_attribute WHERE attrelid = 'tusk_cache_stats'::regclass AND attnum > 0 O
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_can_execute
 FROM pg_proc p WHERE proname LIKE 'tusk\_%' ORDER BY 1;
 
-SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'tusk.%' ORDER BY 1;
+SELECT name, boot_val AS default, unit, context FROM pg_settings WHERE name LIKE 'tusk.%' ORDER BY 1;
 
 -- the reserved prefix: unknown tusk.* settings are refused
 SET tusk.no_such_setting = 1;

@@ -33,10 +33,13 @@ PG_FUNCTION_INFO_V1(tusk_cache_stats);
 PG_FUNCTION_INFO_V1(tusk_cache_stats_reset);
 }
 
+#include <algorithm>
+
 #include "core/cache_key.hpp"
 #include "core/ttl.hpp"
 #include "guard.hpp"
 #include "l1_cache.hpp"
+#include "l2_cache.hpp"
 #include "pending.hpp"
 #include "query_runner.hpp"
 #include "tusk.hpp"
@@ -114,30 +117,69 @@ core::Fingerprint query_fingerprint(text *query, Jsonb *params)
     return builder.finish();
 }
 
-/* Looks key up where this transaction may read it from. */
-struct varlena *cache_lookup(const EncodedKey &key, const core::Fingerprint *want, int64 now)
+/* A user's key as each tier names it; the L2 name is made only when needed. */
+struct CacheKey {
+    text *user_key;
+    EncodedKey l1;
+    char *l2_name() const { return l2_key_for(VARDATA_ANY(user_key), VARSIZE_ANY_EXHDR(user_key)); }
+};
+
+CacheKey cache_key(text *user_key)
 {
-    if (transaction_has_written())
-        return pending_get(key, want, now);
-    return l1_get(key, want, now, nullptr);
+    return CacheKey{user_key, encode_user_key(user_key)};
 }
 
-/* Stores now, or at commit when this transaction has written data. */
-bool cache_store(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                 const struct varlena *value, int64 ttl, int64 now)
+/*
+ * Looks key up where this transaction may read it from: its own pending
+ * values if it has written, else L1, then L2. An L2 hit is copied into L1
+ * with its remaining TTL.
+ */
+struct varlena *cache_lookup(const CacheKey &key, const core::Fingerprint *want, int64 now)
+{
+    if (transaction_has_written())
+        return pending_get(key.l1, want, now);
+    if (struct varlena *hit = l1_get(key.l1, want, now, nullptr))
+        return hit;
+    if (!l2_enabled())
+        return nullptr;
+    int64 expires_at;
+    core::Fingerprint found;
+    Jsonb *hit = l2_get(key.l2_name(), want, now, &expires_at, &found);
+    if (hit == nullptr)
+        return nullptr;
+    l1_put(key.l1, found, reinterpret_cast<struct varlena *>(hit), expires_at, now);
+    return reinterpret_cast<struct varlena *>(hit);
+}
+
+/*
+ * Stores in every tier now, or at commit when this transaction has written
+ * data. True when at least one tier keeps (or will keep) the value.
+ */
+bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Jsonb *value,
+                 int64 ttl, int64 now)
 {
     int64 expires_at = core::expiry_time(now, ttl);
-    if (!l1_accepts(key.length, VARSIZE_ANY(value))) {
-        /* Not kept: nothing may go on serving an older value under this key. */
-        pending_forget(key);
-        l1_delete(key);
-        return false;
+    auto *raw = reinterpret_cast<struct varlena *>(value);
+    bool l1_keeps = l1_accepts(key.l1.length, VARSIZE_ANY(raw));
+    bool l2_on = l2_enabled();
+    if (!l1_keeps) {
+        /* Not kept in L1: nothing may go on serving an older value there. */
+        pending_forget(key.l1);
+        l1_delete(key.l1);
+        if (!l2_on)
+            return false;
     }
+    char *l2_key = l2_on ? key.l2_name() : nullptr;
+    size_t l2_length = 0;
+    char *l2_value = l2_on ? l2_encode(fingerprint, value, &l2_length) : nullptr;
     if (transaction_has_written()) {
-        pending_put(key, fingerprint, value, expires_at);
+        pending_put(key.l1, fingerprint, raw, expires_at, l2_key, l2_value, l2_length);
         return true;
     }
-    return l1_put(key, fingerprint, value, expires_at, now);
+    bool stored = l1_keeps && l1_put(key.l1, fingerprint, raw, expires_at, now);
+    if (l2_on && l2_put_encoded(l2_key, l2_value, l2_length, ttl))
+        stored = true;
+    return stored;
 }
 
 Datum cached(FunctionCallInfo fcinfo)
@@ -146,7 +188,7 @@ Datum cached(FunctionCallInfo fcinfo)
     require_arg(fcinfo, 0, "key");
     require_arg(fcinfo, 1, "ttl");
     require_arg(fcinfo, 2, "query");
-    EncodedKey key = encode_user_key(PG_GETARG_TEXT_PP(0));
+    CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
     int64 ttl = ttl_micros(PG_GETARG_INTERVAL_P(1));
     text *query = PG_GETARG_TEXT_PP(2);
     Jsonb *params = PG_ARGISNULL(3) ? nullptr : PG_GETARG_JSONB_P(3);
@@ -164,8 +206,7 @@ Datum cached(FunctionCallInfo fcinfo)
      * invalidations) committed since: such rows are returned, never stored.
      */
     if (!IsolationUsesXactSnapshot())
-        cache_store(key, fingerprint, reinterpret_cast<struct varlena *>(rows), ttl,
-                    GetCurrentTimestamp());
+        cache_store(key, fingerprint, rows, ttl, GetCurrentTimestamp());
     PG_RETURN_JSONB_P(rows);
 }
 
@@ -173,14 +214,23 @@ Datum cache_get(FunctionCallInfo fcinfo)
 {
     require_preloaded();
     require_arg(fcinfo, 0, "key");
-    EncodedKey key = encode_user_key(PG_GETARG_TEXT_PP(0));
+    CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
     int64 now = GetCurrentTimestamp();
+    /* A value has no query behind it: its own pending value first, then the shared tiers. */
     if (transaction_has_written()) {
-        if (struct varlena *mine = pending_get(key, nullptr, now))
+        if (struct varlena *mine = pending_get(key.l1, nullptr, now))
             PG_RETURN_POINTER(mine);
     }
-    if (struct varlena *hit = l1_get(key, nullptr, now, nullptr))
+    if (struct varlena *hit = l1_get(key.l1, nullptr, now, nullptr))
         PG_RETURN_POINTER(hit);
+    if (l2_enabled()) {
+        int64 expires_at;
+        core::Fingerprint found;
+        if (Jsonb *hit = l2_get(key.l2_name(), nullptr, now, &expires_at, &found)) {
+            l1_put(key.l1, found, reinterpret_cast<struct varlena *>(hit), expires_at, now);
+            PG_RETURN_JSONB_P(hit);
+        }
+    }
     PG_RETURN_NULL();
 }
 
@@ -190,13 +240,12 @@ Datum cache_set(FunctionCallInfo fcinfo)
     require_arg(fcinfo, 0, "key");
     require_arg(fcinfo, 1, "value");
     require_arg(fcinfo, 2, "ttl");
-    EncodedKey key = encode_user_key(PG_GETARG_TEXT_PP(0));
+    CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
     Jsonb *value = PG_GETARG_JSONB_P(1);
     int64 ttl = ttl_micros(PG_GETARG_INTERVAL_P(2));
     /* A value set by hand has no query behind it: tusk_cached treats it as a miss. */
     core::Fingerprint none;
-    bool stored = cache_store(key, none, reinterpret_cast<struct varlena *>(value), ttl,
-                              GetCurrentTimestamp());
+    bool stored = cache_store(key, none, value, ttl, GetCurrentTimestamp());
     PG_RETURN_BOOL(stored);
 }
 
@@ -204,28 +253,36 @@ Datum cache_delete(FunctionCallInfo fcinfo)
 {
     require_preloaded();
     require_arg(fcinfo, 0, "key");
-    EncodedKey key = encode_user_key(PG_GETARG_TEXT_PP(0));
-    bool pending = pending_forget(key);
-    bool shared = l1_delete(key);
-    PG_RETURN_BOOL(pending || shared);
+    CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
+    bool pending = pending_forget(key.l1);
+    bool in_l1 = l1_delete(key.l1);
+    bool in_l2 = l2_enabled() && l2_delete(key.l2_name());
+    PG_RETURN_BOOL(pending || in_l1 || in_l2);
 }
 
 Datum cache_invalidate(FunctionCallInfo fcinfo)
 {
     require_preloaded();
     require_arg(fcinfo, 0, "prefix");
-    EncodedKey prefix = encode_user_key(PG_GETARG_TEXT_PP(0), true);
+    text *user_prefix = PG_GETARG_TEXT_PP(0);
+    EncodedKey prefix = encode_user_key(user_prefix, true);
     uint64 pending = pending_forget_prefix(prefix.bytes, prefix.length);
-    uint64 shared = l1_delete_prefix(prefix.bytes, prefix.length);
-    PG_RETURN_INT64(int64(pending + shared));
+    uint64 in_l1 = l1_delete_prefix(prefix.bytes, prefix.length);
+    uint64 in_l2 = 0;
+    if (l2_enabled())
+        in_l2 = l2_delete_prefix(l2_prefix_for(VARDATA_ANY(user_prefix), VARSIZE_ANY_EXHDR(user_prefix)));
+    /* A key cached in both L1 and L2 counts once: report the larger tier's count. */
+    PG_RETURN_INT64(int64(pending + std::max(in_l1, in_l2)));
 }
 
 Datum cache_flush(FunctionCallInfo)
 {
     require_preloaded();
     uint64 pending = pending_forget_prefix(nullptr, 0);
-    uint64 shared = l1_delete_prefix(nullptr, 0);
-    PG_RETURN_INT64(int64(pending + shared));
+    uint64 in_l1 = l1_delete_prefix(nullptr, 0);
+    uint64 in_l2 = l2_enabled() ? l2_delete_prefix(l2_prefix_of_everything()) : 0;
+    /* A key cached in both L1 and L2 counts once: report the larger tier's count. */
+    PG_RETURN_INT64(int64(pending + std::max(in_l1, in_l2)));
 }
 
 Datum cache_stats(FunctionCallInfo fcinfo)
@@ -249,6 +306,17 @@ Datum cache_stats(FunctionCallInfo fcinfo)
     values[8] = Int64GetDatum(int64(l1.expirations));
     values[9] = Int64GetDatum(0); /* L1 has no failure mode that is not an ERROR */
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+
+    /* Redis does not tell cheaply how many of its keys are ours, nor which it evicted. */
+    L2Stats l2;
+    l2_stats(l2);
+    bool l2_nulls[10] = {false, true, true, true, false, false, false, true, true, false};
+    values[0] = CStringGetTextDatum("l2");
+    values[4] = Int64GetDatum(int64(l2.hits));
+    values[5] = Int64GetDatum(int64(l2.misses));
+    values[6] = Int64GetDatum(int64(l2.sets));
+    values[9] = Int64GetDatum(int64(l2.errors));
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, l2_nulls);
     return (Datum) 0;
 }
 
@@ -256,6 +324,7 @@ Datum cache_stats_reset(FunctionCallInfo)
 {
     require_preloaded();
     l1_reset_counters();
+    l2_reset_counters();
     PG_RETURN_VOID();
 }
 

@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "core/ttl.hpp"
+
 extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
@@ -35,7 +37,10 @@ struct PendingEntry {
     struct varlena *value;
     int64 expires_at;
     SubTransactionId subxact;
-    WriteMark mark; /* when the value was computed */
+    WriteMark mark;   /* when the value was computed */
+    char *l2_key;     /* nullptr when L2 was off */
+    char *l2_value;
+    size_t l2_length;
 };
 
 /* Newest first; allocated in TopTransactionContext, so it vanishes with the transaction. */
@@ -56,6 +61,10 @@ template <typename Pred> uint64 remove_where(Pred pred)
             *link = e->next;
             pfree(e->value);
             pfree(e->key);
+            if (e->l2_key != nullptr) {
+                pfree(e->l2_key);
+                pfree(e->l2_value);
+            }
             pfree(e);
             removed++;
         } else {
@@ -74,6 +83,8 @@ void publish_pending()
             continue;
         EncodedKey key{e->key, e->key_length, e->hash};
         l1_put(key, e->fingerprint, e->value, e->expires_at, now);
+        if (e->l2_key != nullptr)
+            l2_put_encoded(e->l2_key, e->l2_value, e->l2_length, core::remaining_ttl(e->expires_at, now));
     }
 }
 
@@ -125,7 +136,8 @@ void pending_register_callbacks()
 }
 
 void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                 const struct varlena *value, int64 expires_at)
+                 const struct varlena *value, int64 expires_at, const char *l2_key,
+                 const char *l2_value, size_t l2_length)
 {
     pending_forget(key);
     MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
@@ -141,6 +153,14 @@ void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
     e->expires_at = expires_at;
     e->subxact = GetCurrentSubTransactionId();
     e->mark = current_write_mark();
+    e->l2_key = l2_key != nullptr ? pstrdup(l2_key) : nullptr;
+    e->l2_value = nullptr;
+    e->l2_length = l2_length;
+    if (l2_key != nullptr) {
+        e->l2_value = static_cast<char *>(palloc(l2_length + 1));
+        std::memcpy(e->l2_value, l2_value, l2_length);
+        e->l2_value[l2_length] = '\0';
+    }
     e->next = pending_head;
     pending_head = e;
     MemoryContextSwitchTo(old);

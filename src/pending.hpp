@@ -20,6 +20,7 @@ extern "C" {
 }
 
 #include "l1_cache.hpp"
+#include "l2_cache.hpp"
 
 namespace tusk {
 
@@ -28,9 +29,14 @@ bool transaction_has_written();
 
 void pending_register_callbacks();
 
-/* Keeps value (copied) for key until commit, replacing any earlier pending value. */
+/*
+ * Keeps value (copied) for key until commit, replacing any earlier pending
+ * value. l2_key and l2_value (its encoded form) are given when L2 is on:
+ * they are made now, because the commit callback cannot read the catalogs.
+ */
 void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                 const struct varlena *value, int64 expires_at);
+                 const struct varlena *value, int64 expires_at, const char *l2_key,
+                 const char *l2_value, size_t l2_length);
 
 /* A palloc'd copy of the pending value, or nullptr. want == nullptr accepts any fingerprint. */
 struct varlena *pending_get(const EncodedKey &key, const core::Fingerprint *want, int64 now);

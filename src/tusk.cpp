@@ -19,6 +19,7 @@ void _PG_init(void);
 }
 
 #include "l1_cache.hpp"
+#include "l2_cache.hpp"
 #include "pending.hpp"
 #include "query_runner.hpp"
 #include "tusk.hpp"
@@ -37,6 +38,7 @@ void request_shmem()
     if (previous_shmem_request)
         previous_shmem_request();
     l1_request_shmem();
+    l2_request_shmem();
 }
 
 void startup_shmem()
@@ -44,6 +46,7 @@ void startup_shmem()
     if (previous_shmem_startup)
         previous_shmem_startup();
     l1_startup_shmem();
+    l2_startup_shmem();
 }
 
 }  // namespace
@@ -53,6 +56,7 @@ void startup_shmem()
 extern "C" void _PG_init(void)
 {
     tusk::l1_define_gucs();
+    tusk::l2_define_gucs();
     MarkGUCPrefixReserved("tusk");
     tusk::pending_register_callbacks();
     tusk::query_runner_install_hooks();

@@ -56,15 +56,16 @@ else
     count 0 1
 fi
 
-# run_suite RUNNER DIR KEEP TESTS...: runs a pg_regress-style RUNNER as the server
-# user in DIR (a copy of its inputs) on its own throwaway instance and counts the
-# results; on failure copies results/ and regression.diffs to KEEP for reading.
+# run_suite RUNNER DIR KEEP CONF TESTS...: runs a pg_regress-style RUNNER as the
+# server user in DIR (a copy of its inputs) on its own throwaway instance with the
+# settings in CONF and counts the results; on failure copies results/ and
+# regression.diffs to KEEP for reading.
 run_suite() {
-    local runner=$1 dir=$2 keep=$3
-    shift 3
+    local runner=$1 dir=$2 keep=$3 conf=$4
+    shift 4
     [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$dir"
     (cd "$dir" && as_server_user "$runner" --bindir="$PG_BIN" --inputdir=. --outputdir=. \
-        --temp-instance="$dir/instance" --temp-config="$work/regress.conf" "$@") | tee "$dir/run.out"
+        --temp-instance="$dir/instance" --temp-config="$conf" "$@") | tee "$dir/run.out"
     local ok bad
     ok=$(grep -cE '\.\.\. ok( |$)' "$dir/run.out" || true)
     bad=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$dir/run.out" || true)
@@ -80,23 +81,33 @@ run_suite() {
 }
 pgxs_tests="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test"
 cp "$TUSK_ROOT/test/regress.conf" "$work/regress.conf"
-chmod 644 "$work/regress.conf"
+cp "$TUSK_ROOT/test/regress.conf" "$work/regress_redis.conf"
+printf "tusk.redis_host = '127.0.0.1'\ntusk.redis_port = %s\n" "${REDIS_PORT:-1}" >>"$work/regress_redis.conf"
+chmod 644 "$work/regress.conf" "$work/regress_redis.conf"
 
-echo "== pg_regress (throwaway cluster)"
+echo "== pg_regress (throwaway cluster, L1 only)"
 mkdir -p "$work/regress"
 cp -r "$TUSK_ROOT/sql" "$TUSK_ROOT/expected" "$work/regress/"
-run_suite "$pgxs_tests/regress/pg_regress" "$work/regress" "$TUSK_ROOT" \
+run_suite "$pgxs_tests/regress/pg_regress" "$work/regress" "$TUSK_ROOT" "$work/regress.conf" \
     --dbname=contrib_regression $(sed -n 's/^REGRESS = //p' "$TUSK_ROOT/Makefile")
+
+echo "== pg_regress (throwaway cluster, L2 on the throwaway Redis)"
+mkdir -p "$work/regress_redis"
+cp -r "$TUSK_ROOT/sql" "$TUSK_ROOT/expected" "$work/regress_redis/"
+mkdir -p "$TUSK_ROOT/test/regress_redis"
+run_suite "$pgxs_tests/regress/pg_regress" "$work/regress_redis" "$TUSK_ROOT/test/regress_redis" "$work/regress_redis.conf" \
+    --dbname=contrib_regression $(sed -n 's/^REGRESS_REDIS = //p' "$TUSK_ROOT/Makefile")
 
 echo "== isolation tests (concurrent sessions)"
 mkdir -p "$work/isolation"
 cp -r "$TUSK_ROOT/test/isolation/specs" "$TUSK_ROOT/test/isolation/expected" "$work/isolation/"
 run_suite "$pgxs_tests/isolation/pg_isolation_regress" "$work/isolation" "$TUSK_ROOT/test/isolation" \
+    "$work/regress.conf" \
     $(cd "$TUSK_ROOT/test/isolation/specs" && ls *.spec | sed 's/\.spec$//')
 
 echo "== server health during pg_regress and isolation tests"
 # A backend that crashed takes the whole server through recovery: fail on any sign of that.
-logs="$work/regress/log/postmaster.log $work/isolation/log/postmaster.log"
+logs="$work/regress/log/postmaster.log $work/regress_redis/log/postmaster.log $work/isolation/log/postmaster.log"
 if ls $logs >/dev/null 2>&1 && ! grep -E "terminated by signal|was terminated by exception|server process .* exited with exit code|PANIC" $logs; then
     echo "no backend crashed"
     count 1 0

@@ -1,0 +1,519 @@
+/*
+ * l2_cache.cpp: the L2 tier in Redis (key and value formats: core/l2_format.hpp).
+ *
+ * Per backend: one RedisClient (one connection, opened lazily, re-opened
+ * after a failure), whose waits go through latch_wait() so that a query
+ * cancel or termination ends a wait at once.
+ *
+ * Shared state (L2Shared, in shared memory): the circuit breaker that all
+ * backends of the server consult before talking to Redis, and the l2
+ * counters.
+ * Locking rules:
+ *   - breaker and down_reported are read and written only under the
+ *     spinlock `mutex`, held for a few instructions, never across I/O,
+ *     a PostgreSQL call or an ereport.
+ *   - counters are atomics (pg_atomic_uint64), no lock.
+ *
+ * Boundary: the C++ objects (client, strings, replies) live only inside
+ * the noexcept functions redis_call(); those call PostgreSQL only through
+ * latch_wait(), which catches any PostgreSQL error and hands it back after
+ * the C++ frames are gone. Memory handed out of them is allocated with
+ * MCXT_ALLOC_NO_OOM, which cannot raise.
+ */
+#include "l2_cache.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "commands/dbcommands.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+}
+
+#include "core/circuit_breaker.hpp"
+#include "core/l2_format.hpp"
+#include "core/redis_client.hpp"
+#include "core/ttl.hpp"
+#include "tusk.hpp"
+
+namespace tusk {
+
+namespace {
+
+char *redis_host = nullptr;
+int redis_port = 6379;
+char *redis_password = nullptr;
+int redis_db = 0;
+char *redis_prefix = nullptr;
+int redis_connect_timeout_ms = 200;
+int redis_timeout_ms = 100;
+
+struct L2Shared {
+    slock_t mutex;
+    core::CircuitBreaker breaker;
+    bool down_reported;
+    pg_atomic_uint64 hits;
+    pg_atomic_uint64 misses;
+    pg_atomic_uint64 sets;
+    pg_atomic_uint64 errors;
+};
+
+L2Shared *shared = nullptr;
+core::RedisClient *client = nullptr;  /* backend-local, created on first use */
+ErrorData *wait_error = nullptr;      /* a PostgreSQL error caught in latch_wait() */
+char last_error[256];                 /* why the last call failed, for the log */
+
+enum class Outcome { Ok, Failed, Interrupted };
+
+/* The client's WaitFn: a latch wait that returns instead of raising. */
+core::WaitResult latch_wait(void *, int fd, bool for_write, int timeout_ms)
+{
+    MemoryContext context = CurrentMemoryContext;
+    volatile core::WaitResult result = core::WaitResult::Timeout;
+    PG_TRY();
+    {
+        TimestampTz deadline = GetCurrentTimestamp() + int64(timeout_ms) * 1000;
+        for (;;) {
+            long left_ms = long((deadline - GetCurrentTimestamp()) / 1000);
+            if (left_ms <= 0) {
+                result = core::WaitResult::Timeout;
+                break;
+            }
+            int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
+                         (for_write ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE);
+            int rc = WaitLatchOrSocket(MyLatch, events, fd, left_ms, PG_WAIT_EXTENSION);
+            if (rc & WL_LATCH_SET)
+                ResetLatch(MyLatch);
+            if (QueryCancelPending || ProcDiePending) {
+                result = core::WaitResult::Interrupted;
+                break;
+            }
+            if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE)) {
+                result = core::WaitResult::Ready;
+                break;
+            }
+            if (rc & WL_TIMEOUT) {
+                result = core::WaitResult::Timeout;
+                break;
+            }
+            /* The latch was set for something else: wait on. */
+        }
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(context);
+        wait_error = CopyErrorData();
+        FlushErrorState();
+        result = core::WaitResult::Interrupted;
+    }
+    PG_END_TRY();
+    return result;
+}
+
+void set_last_error(const char *text)
+{
+    strlcpy(last_error, text, sizeof last_error);
+}
+
+/*
+ * Runs commands as one pipeline. C++ objects live only in here; replies are
+ * handed to `take`, which copies what it needs into plain memory.
+ */
+template <typename Take>
+Outcome redis_call(const std::vector<std::vector<std::string>> &commands, Take &&take) noexcept
+{
+    try {
+        if (client == nullptr)
+            client = new core::RedisClient(latch_wait, nullptr);
+        core::RedisConfig config;
+        config.host = redis_host != nullptr ? redis_host : "";
+        config.port = redis_port;
+        config.password = redis_password != nullptr ? redis_password : "";
+        config.db = redis_db;
+        config.connect_timeout_ms = redis_connect_timeout_ms;
+        config.timeout_ms = redis_timeout_ms;
+        client->configure(config);
+
+        std::vector<core::RedisReply> replies;
+        core::RedisStatus status = client->run(commands, replies);
+        if (status == core::RedisStatus::Interrupted)
+            return Outcome::Interrupted;
+        if (status != core::RedisStatus::Ok) {
+            set_last_error(client->last_error().c_str());
+            return Outcome::Failed;
+        }
+        const char *why = take(replies);
+        if (why != nullptr) {
+            /* Redis answered, but not what these commands answer: do not trust the connection. */
+            client->disconnect();
+            set_last_error(why);
+            return Outcome::Failed;
+        }
+        return Outcome::Ok;
+    } catch (const std::exception &e) {
+        set_last_error(e.what());
+    } catch (...) {
+        set_last_error("unknown C++ exception");
+    }
+    if (client != nullptr)
+        client->disconnect();
+    return Outcome::Failed;
+}
+
+/* Asks the breaker whether to talk to Redis now. */
+bool may_call(int64 now)
+{
+    if (shared == nullptr || redis_host == nullptr || redis_host[0] == '\0')
+        return false;
+    SpinLockAcquire(&shared->mutex);
+    bool allowed = shared->breaker.allow(now);
+    SpinLockRelease(&shared->mutex);
+    return allowed;
+}
+
+/*
+ * Books the outcome of a call: breaker, counters, one log line when L2 goes
+ * down and one when it is back. With may_raise, an interrupt that ended the
+ * call is serviced (raising the cancel) now that no C++ frame is live.
+ */
+void finish_call(Outcome outcome, bool may_raise)
+{
+    int64 now = GetCurrentTimestamp();
+    bool went_down = false;
+    bool came_back = false;
+    int64 retry_ms = 0;
+
+    SpinLockAcquire(&shared->mutex);
+    if (outcome == Outcome::Ok) {
+        came_back = shared->down_reported;
+        shared->down_reported = false;
+        shared->breaker.record_success();
+    } else {
+        /* An interrupted call ends a half-open trial too: never leave it in flight. */
+        shared->breaker.record_failure(now);
+        if (outcome == Outcome::Failed) {
+            went_down = !shared->down_reported;
+            shared->down_reported = true;
+        }
+        retry_ms = (shared->breaker.retry_at() - now) / 1000;
+    }
+    SpinLockRelease(&shared->mutex);
+
+    if (outcome == Outcome::Failed) {
+        pg_atomic_fetch_add_u64(&shared->errors, 1);
+        ereport(went_down ? LOG : DEBUG1,
+                (errmsg("tusk: Redis L2 at %s:%d failed, skipping it for %lld ms: %s", redis_host,
+                        redis_port, (long long) retry_ms, last_error),
+                 errhidestmt(true)));
+    } else if (came_back) {
+        ereport(LOG, (errmsg("tusk: Redis L2 at %s:%d is answering again", redis_host, redis_port),
+                      errhidestmt(true)));
+    }
+
+    if (outcome == Outcome::Interrupted && may_raise) {
+        if (wait_error != nullptr) {
+            ErrorData *error = wait_error;
+            wait_error = nullptr;
+            ReThrowError(error);
+        }
+        CHECK_FOR_INTERRUPTS();
+    }
+    wait_error = nullptr;
+}
+
+/* Copies a reply string into plain memory that outlives the C++ frames. */
+char *copy_out(const std::string &s)
+{
+    char *out = static_cast<char *>(
+        MemoryContextAllocExtended(CurrentMemoryContext, s.size() + 1, MCXT_ALLOC_NO_OOM | MCXT_ALLOC_HUGE));
+    if (out != nullptr) {
+        std::memcpy(out, s.data(), s.size());
+        out[s.size()] = '\0';
+    }
+    return out;
+}
+
+const char *role_name()
+{
+    static Oid cached_role = InvalidOid;
+    static char name[NAMEDATALEN];
+    Oid role = GetUserId();
+    if (role != cached_role) {
+        strlcpy(name, GetUserNameFromId(role, false), sizeof name);
+        cached_role = role;
+    }
+    return name;
+}
+
+const char *database_name()
+{
+    static char name[NAMEDATALEN];
+    if (name[0] == '\0')
+        strlcpy(name, get_database_name(MyDatabaseId), sizeof name);
+    return name;
+}
+
+char *scope_key(const char *tail, size_t length)
+{
+    /* Catalog lookups first: they may raise, so no C++ object may be alive yet. */
+    const char *database = database_name();
+    const char *role = role_name();
+    const char *prefix = redis_prefix != nullptr ? redis_prefix : "";
+    char *out = nullptr;
+    try {
+        std::string key = core::l2_scope_prefix(prefix, database, role);
+        key.append(tail, length);
+        out = copy_out(key);
+    } catch (...) {
+        out = nullptr;
+    }
+    if (out == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+    return out;
+}
+
+}  // namespace
+
+void l2_define_gucs()
+{
+    DefineCustomStringVariable("tusk.redis_host", "Redis server of the L2 cache (empty turns L2 off).",
+                               nullptr, &redis_host, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("tusk.redis_port", "TCP port of the L2 Redis server.", nullptr,
+                            &redis_port, 6379, 1, 65535, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("tusk.redis_password", "Password for the L2 Redis server (AUTH).",
+                               "Visible to superusers only.", &redis_password, "", PGC_SIGHUP,
+                               GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("tusk.redis_db", "Redis database number of the L2 cache.", nullptr,
+                            &redis_db, 0, 0, 1 << 20, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("tusk.redis_prefix", "Prefix of every Redis key tusk writes.",
+                               "Servers with the same prefix, database and role names share entries.",
+                               &redis_prefix, "tusk:", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("tusk.redis_connect_timeout", "Time limit for connecting to Redis.",
+                            nullptr, &redis_connect_timeout_ms, 200, 1, 60000, PGC_SIGHUP,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("tusk.redis_timeout", "Time limit for one Redis call.", nullptr,
+                            &redis_timeout_ms, 100, 1, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                            nullptr, nullptr);
+}
+
+void l2_request_shmem()
+{
+    RequestAddinShmemSpace(MAXALIGN(sizeof(L2Shared)));
+}
+
+void l2_startup_shmem()
+{
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found = false;
+    shared = static_cast<L2Shared *>(ShmemInitStruct("tusk l2 state", sizeof(L2Shared), &found));
+    if (!found) {
+        SpinLockInit(&shared->mutex);
+        new (&shared->breaker) core::CircuitBreaker();
+        shared->down_reported = false;
+        pg_atomic_init_u64(&shared->hits, 0);
+        pg_atomic_init_u64(&shared->misses, 0);
+        pg_atomic_init_u64(&shared->sets, 0);
+        pg_atomic_init_u64(&shared->errors, 0);
+    }
+    LWLockRelease(AddinShmemInitLock);
+}
+
+bool l2_enabled()
+{
+    return shared != nullptr && redis_host != nullptr && redis_host[0] != '\0';
+}
+
+char *l2_key_for(const char *user_key, size_t length) { return scope_key(user_key, length); }
+
+char *l2_prefix_for(const char *user_prefix, size_t length) { return scope_key(user_prefix, length); }
+
+char *l2_prefix_of_everything() { return pstrdup(redis_prefix != nullptr ? redis_prefix : ""); }
+
+Jsonb *l2_get(const char *key, const core::Fingerprint *want, int64 now, int64 *expires_at,
+             core::Fingerprint *found)
+{
+    if (!l2_enabled() || !may_call(now))
+        return nullptr;
+    char *stored = nullptr;
+    long long pttl = -2;
+    Outcome outcome = redis_call({{"GET", key}, {"PTTL", key}}, [&](const std::vector<core::RedisReply> &r) -> const char * {
+        if (r[0].type == core::RedisReply::Type::Nil)
+            return nullptr;
+        if (r[0].type != core::RedisReply::Type::String || r[1].type != core::RedisReply::Type::Integer)
+            return "unexpected reply to GET/PTTL";
+        stored = copy_out(r[0].str);
+        if (stored == nullptr)
+            return "out of memory copying a Redis value";
+        pttl = r[1].integer;
+        return nullptr;
+    });
+    finish_call(outcome, true);
+    if (outcome != Outcome::Ok || stored == nullptr || pttl == -2) {
+        if (outcome == Outcome::Ok)
+            pg_atomic_fetch_add_u64(&shared->misses, 1);
+        return nullptr;
+    }
+
+    core::Fingerprint fingerprint;
+    std::string_view json;
+    if (!core::l2_decode_value(stored, fingerprint, json)) {
+        /* Not written by tusk, or damaged: a miss, and counted. */
+        pg_atomic_fetch_add_u64(&shared->misses, 1);
+        pg_atomic_fetch_add_u64(&shared->errors, 1);
+        return nullptr;
+    }
+    if (want != nullptr && *want != fingerprint) {
+        pg_atomic_fetch_add_u64(&shared->misses, 1);
+        return nullptr;
+    }
+    /* Validate before jsonb_in, which would raise on garbage. */
+    char *json_text = pnstrdup(json.data(), json.size());
+    JsonLexContext *lex = makeJsonLexContextCstringLen(json_text, int(json.size()), GetDatabaseEncoding(), true);
+    JsonSemAction no_actions{};
+    if (pg_parse_json(lex, &no_actions) != JSON_SUCCESS) {
+        pg_atomic_fetch_add_u64(&shared->misses, 1);
+        pg_atomic_fetch_add_u64(&shared->errors, 1);
+        return nullptr;
+    }
+    Jsonb *value = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json_text)));
+    pg_atomic_fetch_add_u64(&shared->hits, 1);
+    if (found != nullptr)
+        *found = fingerprint;
+    if (expires_at != nullptr)
+        *expires_at = pttl < 0 ? INT64_MAX : core::expiry_time(now, int64(pttl) * 1000);
+    return value;
+}
+
+char *l2_encode(const core::Fingerprint &fingerprint, Jsonb *value, size_t *length)
+{
+    char *json = JsonbToCString(nullptr, &value->root, VARSIZE(value));
+    char *out = nullptr;
+    try {
+        std::string encoded = core::l2_encode_value(fingerprint, json);
+        out = copy_out(encoded);
+        *length = encoded.size();
+    } catch (...) {
+        out = nullptr;
+    }
+    if (out == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+    return out;
+}
+
+bool l2_put_encoded(const char *key, const char *encoded, size_t length, int64 ttl)
+{
+    int64 now = GetCurrentTimestamp();
+    if (!l2_enabled() || !may_call(now))
+        return false;
+    /* At least 1 ms; at most 100 years, which Redis accepts whatever its clock says. */
+    int64 ttl_ms = std::min<int64>(std::max<int64>(ttl / 1000, 1), INT64CONST(3153600000000));
+    Outcome outcome = redis_call({{"SET", key, std::string(encoded, length), "PX", std::to_string(ttl_ms)}},
+                                 [](const std::vector<core::RedisReply> &r) -> const char * {
+                                     return r[0].type == core::RedisReply::Type::Status
+                                                ? nullptr
+                                                : "unexpected reply to SET";
+                                 });
+    /* Never raise here: this also runs in the commit callback. */
+    finish_call(outcome, false);
+    if (outcome == Outcome::Ok)
+        pg_atomic_fetch_add_u64(&shared->sets, 1);
+    return outcome == Outcome::Ok;
+}
+
+bool l2_delete(const char *key)
+{
+    if (!l2_enabled() || !may_call(GetCurrentTimestamp()))
+        return false;
+    long long removed = 0;
+    Outcome outcome = redis_call({{"DEL", key}}, [&](const std::vector<core::RedisReply> &r) -> const char * {
+        if (r[0].type != core::RedisReply::Type::Integer)
+            return "unexpected reply to DEL";
+        removed = r[0].integer;
+        return nullptr;
+    });
+    finish_call(outcome, true);
+    return outcome == Outcome::Ok && removed > 0;
+}
+
+uint64 l2_delete_prefix(const char *prefix)
+{
+    if (!l2_enabled() || !may_call(GetCurrentTimestamp()))
+        return 0;
+    uint64 removed = 0;
+    char cursor[32] = "0";
+    char *pattern = nullptr;
+    try {
+        pattern = copy_out(core::l2_match_pattern(prefix));
+    } catch (...) {
+        pattern = nullptr;
+    }
+    if (pattern == nullptr)
+        return 0;
+    do {
+        long long deleted = 0;
+        Outcome outcome = redis_call({{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}},
+                                     [&](const std::vector<core::RedisReply> &r) -> const char * {
+            if (r[0].type != core::RedisReply::Type::Array || r[0].elements.size() != 2 ||
+                r[0].elements[0].type != core::RedisReply::Type::String ||
+                r[0].elements[1].type != core::RedisReply::Type::Array)
+                return "unexpected reply to SCAN";
+            strlcpy(cursor, r[0].elements[0].str.c_str(), sizeof cursor);
+            std::vector<std::string> del{"UNLINK"};
+            for (const auto &k : r[0].elements[1].elements)
+                if (k.type == core::RedisReply::Type::String)
+                    del.push_back(k.str);
+            if (del.size() == 1)
+                return nullptr;
+            std::vector<core::RedisReply> unlinked;
+            if (client->run({del}, unlinked) != core::RedisStatus::Ok ||
+                unlinked[0].type != core::RedisReply::Type::Integer)
+                return "UNLINK failed";
+            deleted = unlinked[0].integer;
+            return nullptr;
+        });
+        finish_call(outcome, true);
+        if (outcome != Outcome::Ok)
+            break;
+        removed += uint64(deleted);
+        CHECK_FOR_INTERRUPTS();
+    } while (strcmp(cursor, "0") != 0);
+    return removed;
+}
+
+void l2_stats(L2Stats &out)
+{
+    out = L2Stats{};
+    if (shared == nullptr)
+        return;
+    out.hits = pg_atomic_read_u64(&shared->hits);
+    out.misses = pg_atomic_read_u64(&shared->misses);
+    out.sets = pg_atomic_read_u64(&shared->sets);
+    out.errors = pg_atomic_read_u64(&shared->errors);
+}
+
+void l2_reset_counters()
+{
+    if (shared == nullptr)
+        return;
+    pg_atomic_write_u64(&shared->hits, 0);
+    pg_atomic_write_u64(&shared->misses, 0);
+    pg_atomic_write_u64(&shared->sets, 0);
+    pg_atomic_write_u64(&shared->errors, 0);
+}
+
+}  // namespace tusk
