@@ -105,9 +105,30 @@ run_suite "$pgxs_tests/isolation/pg_isolation_regress" "$work/isolation" "$TUSK_
     "$work/regress.conf" \
     $(cd "$TUSK_ROOT/test/isolation/specs" && ls *.spec | sed 's/\.spec$//')
 
-echo "== server health during pg_regress and isolation tests"
+echo "== TAP tests (restarts and faults, real servers)"
+mkdir -p "$work/tap"
+cp -r "$TUSK_ROOT/test/t" "$work/tap/"
+[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$work/tap"
+(cd "$work/tap" && as_server_user env PATH="$PG_BIN:$PATH" TESTDIR="$work/tap" \
+    PG_REGRESS="$pgxs_tests/regress/pg_regress" \
+    prove -I "$pgxs_tests/perl" t/*.pl 2>&1) | tee "$work/tap.out"
+tap_rc=${PIPESTATUS[0]}
+tap_total=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$work/tap.out")
+tap_failed=$(sed -n 's/.*Failed \([0-9]*\)\/[0-9]* subtests.*/\1/p' "$work/tap.out" | awk '{s += $1} END {print s + 0}')
+tap_total=${tap_total:-0}
+if [ "$tap_rc" -ne 0 ] && [ "$tap_failed" -eq 0 ]; then tap_failed=1; fi
+[ "$tap_total" -eq 0 ] && tap_failed=$((tap_failed > 0 ? tap_failed : 1))
+count $((tap_total - tap_failed > 0 ? tap_total - tap_failed : 0)) "$tap_failed"
+if [ "$tap_failed" -gt 0 ]; then
+    rm -rf "$TUSK_ROOT/test/tmp_check"
+    cp -r "$work/tap/tmp_check" "$TUSK_ROOT/test/tmp_check" 2>/dev/null &&
+        echo "TAP logs: $TUSK_ROOT/test/tmp_check/log"
+fi
+
+echo "== server health during pg_regress, isolation and TAP tests"
 # A backend that crashed takes the whole server through recovery: fail on any sign of that.
 logs="$work/regress/log/postmaster.log $work/regress_redis/log/postmaster.log $work/isolation/log/postmaster.log"
+logs="$logs $(ls "$work"/tap/tmp_check/log/*.log 2>/dev/null | tr '\n' ' ')"
 if ls $logs >/dev/null 2>&1 && ! grep -E "terminated by signal|was terminated by exception|server process .* exited with exit code|PANIC" $logs; then
     echo "no backend crashed"
     count 1 0

@@ -1,0 +1,158 @@
+# L2 with real servers: two PostgreSQL clusters sharing one Redis, a restart
+# that loses L1, and Redis stopped, hung (SIGSTOP) and back during the test.
+# Run by make test (prove, as the server user); needs redis-server on PATH.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+my $redis_dir = PostgreSQL::Test::Utils::tempdir();
+my $redis_port = PostgreSQL::Test::Cluster::get_free_port();
+my $redis_pidfile = "$redis_dir/redis.pid";
+
+sub redis_start
+{
+	system('redis-server', '--bind', '127.0.0.1', '--port', $redis_port, '--save', '',
+		'--appendonly', 'no', '--daemonize', 'yes', '--pidfile', $redis_pidfile,
+		'--dir', $redis_dir, '--logfile', "$redis_dir/redis.log") == 0
+	  or die "redis-server did not start";
+	for (1 .. 50)
+	{
+		return if `redis-cli -p $redis_port ping 2>/dev/null` =~ /PONG/;
+		sleep 0.1;
+	}
+	die "redis did not answer";
+}
+
+sub redis_pid { open(my $f, '<', $redis_pidfile) or return; my $p = <$f>; chomp $p; return $p; }
+
+sub redis_stop
+{
+	my $pid = redis_pid() or return;
+	kill 'CONT', $pid;
+	kill 'TERM', $pid;
+	for (1 .. 50) { last unless kill 0, $pid; sleep 0.1; }
+	unlink $redis_pidfile;
+}
+
+END { redis_stop(); }
+
+sub new_node
+{
+	my ($name, $extra) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'tusk'
+tusk.l1_size = '8MB'
+tusk.redis_host = '127.0.0.1'
+tusk.redis_port = $redis_port
+$extra
+});
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION tusk');
+	return $node;
+}
+
+sub l2_counter
+{
+	my ($node, $column) = @_;
+	return $node->safe_psql('postgres', "SELECT $column FROM tusk_cache_stats WHERE tier = 'l2'");
+}
+
+sub log_matches
+{
+	my ($node, $pattern) = @_;
+	my $log = slurp_file($node->logfile);
+	my @hits = ($log =~ /$pattern/g);
+	return scalar @hits;
+}
+
+redis_start();
+my $a = new_node('a', '');
+my $b = new_node('b', '');
+
+# Two servers, one Redis: what one fills, the other reads from L2.
+is($a->safe_psql('postgres', q{SELECT tusk_cached('shared', '5 min', 'SELECT 42 AS answer')}),
+	'[{"answer": 42}]', 'server a fills');
+is($b->safe_psql('postgres', q{SELECT tusk_cached('shared', '5 min', 'SELECT 42 AS answer')}),
+	'[{"answer": 42}]', 'server b gets the same rows');
+is(l2_counter($b, 'hits'), '1', 'server b served them from L2');
+is(l2_counter($b, 'sets'), '0', 'server b did not run the query and store again');
+
+# A restart loses L1; L2 still has the entry, and the hit is copied back up.
+$a->restart;
+$a->safe_psql('postgres', 'SELECT tusk_cache_stats_reset()');
+is($a->safe_psql('postgres', q{SELECT tusk_cache_get('shared')}), '[{"answer": 42}]',
+	'after a restart the entry comes from L2');
+is(l2_counter($a, 'hits'), '1', 'one L2 hit');
+$a->safe_psql('postgres', q{SELECT tusk_cache_get('shared')});
+is($a->safe_psql('postgres', q{SELECT hits FROM tusk_cache_stats WHERE tier = 'l1'}), '1',
+	'the next lookup is an L1 hit');
+
+# Redis stopped: every call still answers, the failure is counted and logged once.
+redis_stop();
+$a->safe_psql('postgres', 'SELECT tusk_cache_stats_reset()');
+is( $a->safe_psql(
+		'postgres',
+		q{SELECT count(DISTINCT tusk_cached('down ' || g, '5 min', 'SELECT ' || g || ' AS n')::text) FROM generate_series(1, 300) g}
+	),
+	'300',
+	'300 calls answer correctly with Redis down');
+cmp_ok(l2_counter($a, 'errors'), '>=', 1, 'the failure is counted');
+cmp_ok(l2_counter($a, 'errors'), '<=', 2, 'the breaker skips L2 instead of failing every call');
+is(log_matches($a, qr/tusk: Redis L2 at [^\n]* failed/), 1, 'one log line, not one per call');
+
+# Redis back: L2 is used again without a restart once the back-off has passed.
+redis_start();
+sleep 2.5;
+$a->safe_psql('postgres', q{SELECT tusk_cache_set('back', '"again"', '5 min')});
+is(l2_counter($a, 'sets'), '1', 'L2 is written again after Redis returns');
+is($b->safe_psql('postgres', q{SELECT tusk_cache_get('back')}), '"again"',
+	'and the other server reads it');
+is(log_matches($a, qr/tusk: Redis L2 at [^\n]* is answering again/), 1, 'the recovery is logged');
+
+# Redis hung (SIGSTOP): calls still answer, bounded by the breaker, not 300 timeouts.
+kill 'STOP', redis_pid();
+$a->safe_psql('postgres', 'SELECT tusk_cache_stats_reset()');
+my $start = time();
+my ($rc, $out, $err) = $a->psql(
+	'postgres',
+	q{SET statement_timeout = '20s';
+	  SELECT count(tusk_cached('hung ' || g, '5 min', 'SELECT 1 AS one')) FROM generate_series(1, 300) g});
+my $took = time() - $start;
+is($out, '300', '300 calls answer with Redis hung') or diag($err);
+cmp_ok(l2_counter($a, 'errors'), '<=', 3, 'a hung Redis costs a few timeouts, not one per call');
+note(sprintf('300 calls with Redis hung took %.2f s', $took));
+
+# A cancel (statement_timeout) ends a wait on a hung Redis at once, and the session goes on.
+$a->safe_psql('postgres', q{ALTER SYSTEM SET tusk.redis_timeout = '60s'; SELECT pg_reload_conf()});
+sleep 3;    # past the breaker's back-off, so the next call waits on Redis
+($rc, $out, $err) = $a->psql(
+	'postgres',
+	q{SET statement_timeout = '500ms';
+	  SELECT tusk_cached('cancel me', '5 min', 'SELECT 1 AS one');});
+like($err, qr/canceling statement due to statement timeout/, 'statement_timeout cancels a wait on Redis');
+$a->safe_psql('postgres', q{ALTER SYSTEM RESET tusk.redis_timeout; SELECT pg_reload_conf()});
+kill 'CONT', redis_pid();
+
+# The password is for superusers only and never appears in the log.
+$b->append_conf('postgresql.conf', "tusk.redis_password = 'Wr0ng-Secr3t'");
+$b->reload;
+sleep 0.5;
+$b->safe_psql('postgres', q{CREATE ROLE plain LOGIN});
+($rc, $out, $err) = $b->psql('postgres', 'SHOW tusk.redis_password', extra_params => [ '-U', 'plain' ]);
+like($err, qr/must be superuser|permission denied|privileges of pg_read_all_settings/,
+	'a plain role cannot read the password');
+is($b->safe_psql('postgres', q{SELECT tusk_cached('pw', '5 min', 'SELECT 7 AS seven')}),
+	'[{"seven": 7}]', 'a refused password does not fail the call');
+cmp_ok(l2_counter($b, 'errors'), '>=', 1, 'the refused password is counted');
+# (PostgreSQL itself logs the new value of any setting changed by a reload.)
+is(log_matches($b, qr/tusk:[^\n]*Wr0ng-Secr3t/), 0, 'no tusk message contains the password');
+like(slurp_file($b->logfile), qr/Redis refused the password/, 'the log says why');
+
+$a->stop;
+$b->stop;
+done_testing();
