@@ -72,6 +72,9 @@ SELECT tier, hits, misses FROM tusk_cache_stats ORDER BY tier;
 SELECT pg_sleep(1.7);
 SELECT tusk_cache_get('promote') IS NULL AS gone_when_its_remaining_ttl_ended;
 
+-- an empty prefix is refused: tusk_cache_flush() would remove every key of the Redis database
+ALTER SYSTEM SET tusk.redis_prefix = '';
+
 -- flush empties L2 too
 SELECT tusk_cache_set('flush me', '1', '5 min');
 SELECT tusk_cache_flush() > 0 AS flushed;

@@ -129,6 +129,23 @@ CacheKey cache_key(text *user_key)
     return CacheKey{user_key, encode_user_key(user_key)};
 }
 
+/* Copies an L2 hit into L1 with its remaining TTL, when L1 keeps values of its size. */
+void copy_up(const CacheKey &key, const core::Fingerprint &fingerprint, Jsonb *value,
+             int64 expires_at, int64 now)
+{
+    auto *raw = reinterpret_cast<struct varlena *>(value);
+    if (expires_at > now && l1_accepts(key.l1.length, VARSIZE_ANY(raw)))
+        l1_put(key.l1, fingerprint, raw, expires_at, now);
+}
+
+/* Says that Redis kept what a delete, invalidate or flush meant to remove. */
+void warn_l2_unreachable(const char *what)
+{
+    ereport(WARNING, (errmsg("tusk: Redis (L2) could not be reached: %s removed from L1 only", what),
+                      errdetail("Servers that share the Redis may serve the old entries until their TTL ends."),
+                      errhint("Repeat the call when Redis answers again.")));
+}
+
 /*
  * Looks key up where this transaction may read it from: its own pending
  * values if it has written, else L1, then L2. An L2 hit is copied into L1
@@ -147,7 +164,7 @@ struct varlena *cache_lookup(const CacheKey &key, const core::Fingerprint *want,
     Jsonb *hit = l2_get(key.l2_name(), want, now, &expires_at, &found);
     if (hit == nullptr)
         return nullptr;
-    l1_put(key.l1, found, reinterpret_cast<struct varlena *>(hit), expires_at, now);
+    copy_up(key, found, hit, expires_at, now);
     return reinterpret_cast<struct varlena *>(hit);
 }
 
@@ -227,7 +244,7 @@ Datum cache_get(FunctionCallInfo fcinfo)
         int64 expires_at;
         core::Fingerprint found;
         if (Jsonb *hit = l2_get(key.l2_name(), nullptr, now, &expires_at, &found)) {
-            l1_put(key.l1, found, reinterpret_cast<struct varlena *>(hit), expires_at, now);
+            copy_up(key, found, hit, expires_at, now);
             PG_RETURN_JSONB_P(hit);
         }
     }
@@ -256,7 +273,13 @@ Datum cache_delete(FunctionCallInfo fcinfo)
     CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
     bool pending = pending_forget(key.l1);
     bool in_l1 = l1_delete(key.l1);
-    bool in_l2 = l2_enabled() && l2_delete(key.l2_name());
+    bool in_l2 = false;
+    if (l2_enabled()) {
+        int removed = l2_delete(key.l2_name());
+        if (removed < 0)
+            warn_l2_unreachable("the key was");
+        in_l2 = removed > 0;
+    }
     PG_RETURN_BOOL(pending || in_l1 || in_l2);
 }
 
@@ -269,8 +292,13 @@ Datum cache_invalidate(FunctionCallInfo fcinfo)
     uint64 pending = pending_forget_prefix(prefix.bytes, prefix.length);
     uint64 in_l1 = l1_delete_prefix(prefix.bytes, prefix.length);
     uint64 in_l2 = 0;
-    if (l2_enabled())
-        in_l2 = l2_delete_prefix(l2_prefix_for(VARDATA_ANY(user_prefix), VARSIZE_ANY_EXHDR(user_prefix)));
+    if (l2_enabled()) {
+        int64 removed =
+            l2_delete_prefix(l2_prefix_for(VARDATA_ANY(user_prefix), VARSIZE_ANY_EXHDR(user_prefix)));
+        if (removed < 0)
+            warn_l2_unreachable("the keys were");
+        in_l2 = removed > 0 ? uint64(removed) : 0;
+    }
     /* A key cached in both L1 and L2 counts once: report the larger tier's count. */
     PG_RETURN_INT64(int64(pending + std::max(in_l1, in_l2)));
 }
@@ -280,7 +308,13 @@ Datum cache_flush(FunctionCallInfo)
     require_preloaded();
     uint64 pending = pending_forget_prefix(nullptr, 0);
     uint64 in_l1 = l1_delete_prefix(nullptr, 0);
-    uint64 in_l2 = l2_enabled() ? l2_delete_prefix(l2_prefix_of_everything()) : 0;
+    uint64 in_l2 = 0;
+    if (l2_enabled()) {
+        int64 removed = l2_delete_prefix(l2_prefix_of_everything());
+        if (removed < 0)
+            warn_l2_unreachable("the cache was");
+        in_l2 = removed > 0 ? uint64(removed) : 0;
+    }
     /* A key cached in both L1 and L2 counts once: report the larger tier's count. */
     PG_RETURN_INT64(int64(pending + std::max(in_l1, in_l2)));
 }

@@ -22,12 +22,15 @@
  */
 #include "l2_cache.hpp"
 
+#include <time.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
 
 extern "C" {
+#include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
@@ -41,6 +44,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 }
@@ -78,7 +82,23 @@ core::RedisClient *client = nullptr;  /* backend-local, created on first use */
 ErrorData *wait_error = nullptr;      /* a PostgreSQL error caught in latch_wait() */
 char last_error[256];                 /* why the last call failed, for the log */
 
-enum class Outcome { Ok, Failed, Interrupted };
+using Commands = std::vector<std::vector<std::string>>;
+using Replies = std::vector<core::RedisReply>;
+
+enum class Outcome {
+    Ok,          /* Redis answered (the answer may still have been unreadable) */
+    Failed,      /* down, refused, timed out, protocol garbage */
+    Interrupted, /* a cancel or termination arrived while waiting */
+    Skipped,     /* L2 off, or the breaker is open */
+};
+
+/* Microseconds on a clock that never steps back, the same in every process. */
+int64 monotonic_us()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return int64(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* The client's WaitFn: a latch wait that returns instead of raising. */
 core::WaitResult latch_wait(void *, int fd, bool for_write, int timeout_ms)
@@ -87,9 +107,9 @@ core::WaitResult latch_wait(void *, int fd, bool for_write, int timeout_ms)
     volatile core::WaitResult result = core::WaitResult::Timeout;
     PG_TRY();
     {
-        TimestampTz deadline = GetCurrentTimestamp() + int64(timeout_ms) * 1000;
+        int64 deadline = monotonic_us() + int64(timeout_ms) * 1000;
         for (;;) {
-            long left_ms = long((deadline - GetCurrentTimestamp()) / 1000);
+            long left_ms = long((deadline - monotonic_us()) / 1000);
             if (left_ms <= 0) {
                 result = core::WaitResult::Timeout;
                 break;
@@ -131,11 +151,14 @@ void set_last_error(const char *text)
 }
 
 /*
- * Runs commands as one pipeline. C++ objects live only in here; replies are
- * handed to `take`, which copies what it needs into plain memory.
+ * Builds the commands with make(), runs them as one pipeline and hands the
+ * replies to take(), which copies what it needs into plain memory and
+ * returns nullptr, or why the answer is unreadable (an error reply, an
+ * unexpected type): then *unreadable is set, the connection is kept and the
+ * breaker is not told. Every C++ object of a call lives in here.
  */
-template <typename Take>
-Outcome redis_call(const std::vector<std::vector<std::string>> &commands, Take &&take) noexcept
+template <typename Make, typename Take>
+Outcome redis_call(Make &&make, Take &&take, bool *unreadable) noexcept
 {
     try {
         if (client == nullptr)
@@ -149,7 +172,8 @@ Outcome redis_call(const std::vector<std::vector<std::string>> &commands, Take &
         config.timeout_ms = redis_timeout_ms;
         client->configure(config);
 
-        std::vector<core::RedisReply> replies;
+        Commands commands = make();
+        Replies replies;
         core::RedisStatus status = client->run(commands, replies);
         if (status == core::RedisStatus::Interrupted)
             return Outcome::Interrupted;
@@ -157,12 +181,9 @@ Outcome redis_call(const std::vector<std::vector<std::string>> &commands, Take &
             set_last_error(client->last_error().c_str());
             return Outcome::Failed;
         }
-        const char *why = take(replies);
-        if (why != nullptr) {
-            /* Redis answered, but not what these commands answer: do not trust the connection. */
-            client->disconnect();
+        if (const char *why = take(const_cast<const Replies &>(replies))) {
             set_last_error(why);
-            return Outcome::Failed;
+            *unreadable = true;
         }
         return Outcome::Ok;
     } catch (const std::exception &e) {
@@ -175,25 +196,15 @@ Outcome redis_call(const std::vector<std::vector<std::string>> &commands, Take &
     return Outcome::Failed;
 }
 
-/* Asks the breaker whether to talk to Redis now. */
-bool may_call(int64 now)
-{
-    if (shared == nullptr || redis_host == nullptr || redis_host[0] == '\0')
-        return false;
-    SpinLockAcquire(&shared->mutex);
-    bool allowed = shared->breaker.allow(now);
-    SpinLockRelease(&shared->mutex);
-    return allowed;
-}
-
 /*
- * Books the outcome of a call: breaker, counters, one log line when L2 goes
- * down and one when it is back. With may_raise, an interrupt that ended the
- * call is serviced (raising the cancel) now that no C++ frame is live.
+ * Books the outcome of a call the breaker allowed: breaker, counters, one
+ * log line when L2 goes down and one when it is back. With may_raise, an
+ * interrupt that ended the call is serviced (raising the cancel) now that no
+ * C++ frame is live; without it (the commit callback) nothing here raises.
  */
 void finish_call(Outcome outcome, bool may_raise)
 {
-    int64 now = GetCurrentTimestamp();
+    int64 now = monotonic_us();
     bool went_down = false;
     bool came_back = false;
     int64 retry_ms = 0;
@@ -203,14 +214,14 @@ void finish_call(Outcome outcome, bool may_raise)
         came_back = shared->down_reported;
         shared->down_reported = false;
         shared->breaker.record_success();
-    } else {
-        /* An interrupted call ends a half-open trial too: never leave it in flight. */
+    } else if (outcome == Outcome::Failed) {
         shared->breaker.record_failure(now);
-        if (outcome == Outcome::Failed) {
-            went_down = !shared->down_reported;
-            shared->down_reported = true;
-        }
+        went_down = !shared->down_reported;
+        shared->down_reported = true;
         retry_ms = (shared->breaker.retry_at() - now) / 1000;
+    } else {
+        /* Cancelled: says nothing about Redis, but must not leave a trial in flight. */
+        shared->breaker.record_abandoned();
     }
     SpinLockRelease(&shared->mutex);
 
@@ -225,18 +236,39 @@ void finish_call(Outcome outcome, bool may_raise)
                       errhidestmt(true)));
     }
 
+    ErrorData *error = wait_error;
+    wait_error = nullptr;
     if (outcome == Outcome::Interrupted && may_raise) {
-        if (wait_error != nullptr) {
-            ErrorData *error = wait_error;
-            wait_error = nullptr;
+        if (error != nullptr)
             ReThrowError(error);
-        }
         CHECK_FOR_INTERRUPTS();
     }
-    wait_error = nullptr;
 }
 
-/* Copies a reply string into plain memory that outlives the C++ frames. */
+/* Asks the breaker, talks to Redis, books the outcome: every L2 call goes through here. */
+template <typename Make, typename Take>
+Outcome l2_call(Make &&make, Take &&take, bool may_raise)
+{
+    if (shared == nullptr || redis_host == nullptr || redis_host[0] == '\0')
+        return Outcome::Skipped;
+    SpinLockAcquire(&shared->mutex);
+    bool allowed = shared->breaker.allow(monotonic_us());
+    SpinLockRelease(&shared->mutex);
+    if (!allowed)
+        return Outcome::Skipped;
+
+    bool unreadable = false;
+    Outcome outcome = redis_call(make, take, &unreadable);
+    if (unreadable) {
+        pg_atomic_fetch_add_u64(&shared->errors, 1);
+        ereport(DEBUG1, (errmsg("tusk: unreadable answer from Redis L2: %s", last_error),
+                         errhidestmt(true)));
+    }
+    finish_call(outcome, may_raise);
+    return unreadable && outcome == Outcome::Ok ? Outcome::Failed : outcome;
+}
+
+/* Copies a reply string into plain memory that outlives the C++ frames; never raises. */
 char *copy_out(const std::string &s)
 {
     char *out = static_cast<char *>(
@@ -248,20 +280,9 @@ char *copy_out(const std::string &s)
     return out;
 }
 
-const char *role_name()
-{
-    static Oid cached_role = InvalidOid;
-    static char name[NAMEDATALEN];
-    Oid role = GetUserId();
-    if (role != cached_role) {
-        strlcpy(name, GetUserNameFromId(role, false), sizeof name);
-        cached_role = role;
-    }
-    return name;
-}
-
 const char *database_name()
 {
+    /* A database cannot be renamed while a backend is connected to it. */
     static char name[NAMEDATALEN];
     if (name[0] == '\0')
         strlcpy(name, get_database_name(MyDatabaseId), sizeof name);
@@ -272,7 +293,7 @@ char *scope_key(const char *tail, size_t length)
 {
     /* Catalog lookups first: they may raise, so no C++ object may be alive yet. */
     const char *database = database_name();
-    const char *role = role_name();
+    const char *role = GetUserNameFromId(GetUserId(), false); /* roles can be renamed: no cache */
     const char *prefix = redis_prefix != nullptr ? redis_prefix : "";
     char *out = nullptr;
     try {
@@ -285,6 +306,50 @@ char *scope_key(const char *tail, size_t length)
     if (out == nullptr)
         ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
     return out;
+}
+
+/*
+ * jsonb from JSON text that came from Redis, or nullptr when it is not valid
+ * in this database (bad encoding, bad JSON, numbers out of range, nesting too
+ * deep). Parsed in an internal subtransaction, so whatever jsonb_in raises
+ * is rolled back and becomes a miss, never a failed call.
+ */
+Jsonb *parse_stored_json(char *text, size_t length)
+{
+    if (!pg_verifymbstr(text, int(length), true))
+        return nullptr;
+    MemoryContext context = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    Jsonb *volatile result = nullptr;
+    BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(context);
+    PG_TRY();
+    {
+        result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(context);
+        CurrentResourceOwner = owner;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(context);
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(context);
+        CurrentResourceOwner = owner;
+        result = nullptr;
+    }
+    PG_END_TRY();
+    return result;
+}
+
+bool check_redis_prefix(char **newval, void **, GucSource)
+{
+    if (*newval == nullptr || (*newval)[0] == '\0') {
+        GUC_check_errdetail("An empty prefix would let tusk_cache_flush() remove every key of the Redis database.");
+        return false;
+    }
+    return true;
 }
 
 }  // namespace
@@ -302,7 +367,8 @@ void l2_define_gucs()
                             &redis_db, 0, 0, 1 << 20, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomStringVariable("tusk.redis_prefix", "Prefix of every Redis key tusk writes.",
                                "Servers with the same prefix, database and role names share entries.",
-                               &redis_prefix, "tusk:", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+                               &redis_prefix, "tusk:", PGC_SIGHUP, 0, check_redis_prefix, nullptr,
+                               nullptr);
     DefineCustomIntVariable("tusk.redis_connect_timeout", "Time limit for connecting to Redis.",
                             nullptr, &redis_connect_timeout_ms, 200, 1, 60000, PGC_SIGHUP,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
@@ -347,55 +413,61 @@ char *l2_prefix_of_everything() { return pstrdup(redis_prefix != nullptr ? redis
 Jsonb *l2_get(const char *key, const core::Fingerprint *want, int64 now, int64 *expires_at,
              core::Fingerprint *found)
 {
-    if (!l2_enabled() || !may_call(now))
-        return nullptr;
     char *stored = nullptr;
+    size_t stored_length = 0;
     long long pttl = -2;
-    Outcome outcome = redis_call({{"GET", key}, {"PTTL", key}}, [&](const std::vector<core::RedisReply> &r) -> const char * {
-        if (r[0].type == core::RedisReply::Type::Nil)
+    Outcome outcome = l2_call(
+        [key] { return Commands{{"GET", key}, {"PTTL", key}}; },
+        [&](const Replies &r) -> const char * {
+            if (r[0].type == core::RedisReply::Type::Nil)
+                return nullptr;
+            if (r[0].type != core::RedisReply::Type::String || r[1].type != core::RedisReply::Type::Integer)
+                return "unexpected reply to GET/PTTL (is the key of another type?)";
+            stored = copy_out(r[0].str);
+            if (stored == nullptr)
+                return "out of memory copying a Redis value";
+            stored_length = r[0].str.size();
+            pttl = r[1].integer;
             return nullptr;
-        if (r[0].type != core::RedisReply::Type::String || r[1].type != core::RedisReply::Type::Integer)
-            return "unexpected reply to GET/PTTL";
-        stored = copy_out(r[0].str);
-        if (stored == nullptr)
-            return "out of memory copying a Redis value";
-        pttl = r[1].integer;
+        },
+        true);
+    if (outcome == Outcome::Skipped || outcome == Outcome::Interrupted)
         return nullptr;
-    });
-    finish_call(outcome, true);
-    if (outcome != Outcome::Ok || stored == nullptr || pttl == -2) {
-        if (outcome == Outcome::Ok)
-            pg_atomic_fetch_add_u64(&shared->misses, 1);
+    bool readable = outcome == Outcome::Ok;
+    if (readable && (stored == nullptr || pttl == -2)) {
+        pg_atomic_fetch_add_u64(&shared->misses, 1);
         return nullptr;
     }
 
     core::Fingerprint fingerprint;
     std::string_view json;
-    if (!core::l2_decode_value(stored, fingerprint, json)) {
-        /* Not written by tusk, or damaged: a miss, and counted. */
+    Jsonb *value = nullptr;
+    if (readable && core::l2_decode_value(std::string_view(stored, stored_length), fingerprint, json)) {
+        if (want != nullptr && *want != fingerprint) {
+            pg_atomic_fetch_add_u64(&shared->misses, 1);
+            return nullptr;
+        }
+        char *text = pnstrdup(json.data(), json.size());
+        value = parse_stored_json(text, json.size());
+        if (value == nullptr)
+            pg_atomic_fetch_add_u64(&shared->errors, 1); /* tusk's format, but not valid here */
+    } else if (readable) {
+        pg_atomic_fetch_add_u64(&shared->errors, 1); /* not written by tusk, or damaged */
+    }
+    if (value == nullptr) {
         pg_atomic_fetch_add_u64(&shared->misses, 1);
-        pg_atomic_fetch_add_u64(&shared->errors, 1);
         return nullptr;
     }
-    if (want != nullptr && *want != fingerprint) {
-        pg_atomic_fetch_add_u64(&shared->misses, 1);
-        return nullptr;
-    }
-    /* Validate before jsonb_in, which would raise on garbage. */
-    char *json_text = pnstrdup(json.data(), json.size());
-    JsonLexContext *lex = makeJsonLexContextCstringLen(json_text, int(json.size()), GetDatabaseEncoding(), true);
-    JsonSemAction no_actions{};
-    if (pg_parse_json(lex, &no_actions) != JSON_SUCCESS) {
-        pg_atomic_fetch_add_u64(&shared->misses, 1);
-        pg_atomic_fetch_add_u64(&shared->errors, 1);
-        return nullptr;
-    }
-    Jsonb *value = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json_text)));
     pg_atomic_fetch_add_u64(&shared->hits, 1);
     if (found != nullptr)
         *found = fingerprint;
-    if (expires_at != nullptr)
-        *expires_at = pttl < 0 ? INT64_MAX : core::expiry_time(now, int64(pttl) * 1000);
+    if (expires_at != nullptr) {
+        /* No expiry (-1) means another program wrote it: do not copy it up (0 = unknown). */
+        if (pttl < 0)
+            *expires_at = 0;
+        else
+            *expires_at = core::expiry_time(now, std::min<int64>(pttl, INT64_MAX / 1000) * 1000);
+    }
     return value;
 }
 
@@ -415,47 +487,40 @@ char *l2_encode(const core::Fingerprint &fingerprint, Jsonb *value, size_t *leng
     return out;
 }
 
-bool l2_put_encoded(const char *key, const char *encoded, size_t length, int64 ttl)
+bool l2_put_encoded(const char *key, const char *encoded, size_t length, int64 ttl, bool may_raise)
 {
-    int64 now = GetCurrentTimestamp();
-    if (!l2_enabled() || !may_call(now))
-        return false;
     /* At least 1 ms; at most 100 years, which Redis accepts whatever its clock says. */
     int64 ttl_ms = std::min<int64>(std::max<int64>(ttl / 1000, 1), INT64CONST(3153600000000));
-    Outcome outcome = redis_call({{"SET", key, std::string(encoded, length), "PX", std::to_string(ttl_ms)}},
-                                 [](const std::vector<core::RedisReply> &r) -> const char * {
-                                     return r[0].type == core::RedisReply::Type::Status
-                                                ? nullptr
-                                                : "unexpected reply to SET";
-                                 });
-    /* Never raise here: this also runs in the commit callback. */
-    finish_call(outcome, false);
+    Outcome outcome = l2_call(
+        [=] { return Commands{{"SET", key, std::string(encoded, length), "PX", std::to_string(ttl_ms)}}; },
+        [](const Replies &r) -> const char * {
+            return r[0].type == core::RedisReply::Type::Status ? nullptr : "unexpected reply to SET";
+        },
+        may_raise);
     if (outcome == Outcome::Ok)
         pg_atomic_fetch_add_u64(&shared->sets, 1);
     return outcome == Outcome::Ok;
 }
 
-bool l2_delete(const char *key)
+int l2_delete(const char *key)
 {
-    if (!l2_enabled() || !may_call(GetCurrentTimestamp()))
-        return false;
     long long removed = 0;
-    Outcome outcome = redis_call({{"DEL", key}}, [&](const std::vector<core::RedisReply> &r) -> const char * {
-        if (r[0].type != core::RedisReply::Type::Integer)
-            return "unexpected reply to DEL";
-        removed = r[0].integer;
-        return nullptr;
-    });
-    finish_call(outcome, true);
-    return outcome == Outcome::Ok && removed > 0;
+    Outcome outcome = l2_call(
+        [key] { return Commands{{"DEL", key}}; },
+        [&](const Replies &r) -> const char * {
+            if (r[0].type != core::RedisReply::Type::Integer)
+                return "unexpected reply to DEL";
+            removed = r[0].integer;
+            return nullptr;
+        },
+        true);
+    if (outcome != Outcome::Ok)
+        return -1;
+    return removed > 0 ? 1 : 0;
 }
 
-uint64 l2_delete_prefix(const char *prefix)
+int64 l2_delete_prefix(const char *prefix)
 {
-    if (!l2_enabled() || !may_call(GetCurrentTimestamp()))
-        return 0;
-    uint64 removed = 0;
-    char cursor[32] = "0";
     char *pattern = nullptr;
     try {
         pattern = copy_out(core::l2_match_pattern(prefix));
@@ -463,33 +528,61 @@ uint64 l2_delete_prefix(const char *prefix)
         pattern = nullptr;
     }
     if (pattern == nullptr)
-        return 0;
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+
+    int64 removed = 0;
+    char cursor[32] = "0";
     do {
-        long long deleted = 0;
-        Outcome outcome = redis_call({{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}},
-                                     [&](const std::vector<core::RedisReply> &r) -> const char * {
-            if (r[0].type != core::RedisReply::Type::Array || r[0].elements.size() != 2 ||
-                r[0].elements[0].type != core::RedisReply::Type::String ||
-                r[0].elements[1].type != core::RedisReply::Type::Array)
-                return "unexpected reply to SCAN";
-            strlcpy(cursor, r[0].elements[0].str.c_str(), sizeof cursor);
-            std::vector<std::string> del{"UNLINK"};
-            for (const auto &k : r[0].elements[1].elements)
-                if (k.type == core::RedisReply::Type::String)
-                    del.push_back(k.str);
-            if (del.size() == 1)
+        /* SCAN one batch; the keys are copied out into plain memory. */
+        char **keys = nullptr;
+        size_t key_count = 0;
+        Outcome outcome = l2_call(
+            [&] { return Commands{{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}}; },
+            [&](const Replies &r) -> const char * {
+                if (r[0].type != core::RedisReply::Type::Array || r[0].elements.size() != 2 ||
+                    r[0].elements[0].type != core::RedisReply::Type::String ||
+                    r[0].elements[1].type != core::RedisReply::Type::Array)
+                    return "unexpected reply to SCAN";
+                const auto &found = r[0].elements[1].elements;
+                keys = static_cast<char **>(MemoryContextAllocExtended(
+                    CurrentMemoryContext, sizeof(char *) * (found.size() + 1), MCXT_ALLOC_NO_OOM));
+                if (keys == nullptr)
+                    return "out of memory";
+                for (const auto &k : found) {
+                    if (k.type != core::RedisReply::Type::String)
+                        continue;
+                    if ((keys[key_count] = copy_out(k.str)) == nullptr)
+                        return "out of memory";
+                    key_count++;
+                }
+                strlcpy(cursor, r[0].elements[0].str.c_str(), sizeof cursor);
                 return nullptr;
-            std::vector<core::RedisReply> unlinked;
-            if (client->run({del}, unlinked) != core::RedisStatus::Ok ||
-                unlinked[0].type != core::RedisReply::Type::Integer)
-                return "UNLINK failed";
-            deleted = unlinked[0].integer;
-            return nullptr;
-        });
-        finish_call(outcome, true);
+            },
+            true);
         if (outcome != Outcome::Ok)
-            break;
-        removed += uint64(deleted);
+            return -1;
+        if (key_count > 0) {
+            long long unlinked = 0;
+            outcome = l2_call(
+                [&] {
+                    Commands c(1);
+                    c[0].reserve(key_count + 1);
+                    c[0].push_back("UNLINK");
+                    for (size_t i = 0; i < key_count; i++)
+                        c[0].push_back(keys[i]);
+                    return c;
+                },
+                [&](const Replies &r) -> const char * {
+                    if (r[0].type != core::RedisReply::Type::Integer)
+                        return "unexpected reply to UNLINK";
+                    unlinked = r[0].integer;
+                    return nullptr;
+                },
+                true);
+            if (outcome != Outcome::Ok)
+                return -1;
+            removed += unlinked;
+        }
         CHECK_FOR_INTERRUPTS();
     } while (strcmp(cursor, "0") != 0);
     return removed;

@@ -51,13 +51,21 @@ Jsonb *l2_get(const char *key, const core::Fingerprint *want, int64 now, int64 *
 /* The stored form of a value (palloc'd JSON text), made while a transaction is open. */
 char *l2_encode(const core::Fingerprint &fingerprint, Jsonb *value, size_t *length);
 
-/* Stores an encoded value with a TTL. Never raises, so it may run at commit. */
-bool l2_put_encoded(const char *key, const char *encoded, size_t length, int64 ttl);
+/*
+ * Stores an encoded value with a TTL. With may_raise false (the commit
+ * callback) it never raises: a cancel just ends the attempt.
+ */
+bool l2_put_encoded(const char *key, const char *encoded, size_t length, int64 ttl,
+                    bool may_raise = true);
 
-bool l2_delete(const char *key);
+/* 1 if Redis removed key, 0 if it was not there, -1 if Redis could not be asked. */
+int l2_delete(const char *key);
 
-/* Deletes every key starting with prefix (SCAN MATCH, never KEYS); returns how many. */
-uint64 l2_delete_prefix(const char *prefix);
+/*
+ * Deletes every key starting with prefix (SCAN MATCH and UNLINK, never
+ * KEYS); returns how many, or -1 if Redis could not be asked to finish.
+ */
+int64 l2_delete_prefix(const char *prefix);
 
 void l2_stats(L2Stats &out);
 void l2_reset_counters();

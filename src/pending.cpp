@@ -84,7 +84,8 @@ void publish_pending()
         EncodedKey key{e->key, e->key_length, e->hash};
         l1_put(key, e->fingerprint, e->value, e->expires_at, now);
         if (e->l2_key != nullptr)
-            l2_put_encoded(e->l2_key, e->l2_value, e->l2_length, core::remaining_ttl(e->expires_at, now));
+            l2_put_encoded(e->l2_key, e->l2_value, e->l2_length,
+                           core::remaining_ttl(e->expires_at, now), false);
     }
 }
 

@@ -18,7 +18,9 @@ ROUNDS=${BENCH_ROUNDS:-5}
 CLIENTS=2
 
 ensure_packages && build_and_install || { tusk_log "setup failed"; exit 1; }
-start_postgres "tusk.l1_size = '64MB'" "max_connections = 20" "work_mem = '64MB'" || exit 1
+start_redis || exit 1
+start_postgres "tusk.l1_size = '64MB'" "max_connections = 20" "work_mem = '64MB'" \
+    "tusk.redis_host = '127.0.0.1'" "tusk.redis_port = $REDIS_PORT" || exit 1
 server_tmpdir || exit 1
 work=$SERVER_TMPDIR
 
@@ -106,4 +108,29 @@ awk -v p="$plain" -v m="$miss" -v h="$hit" 'BEGIN {
     printf "| `tusk_cached` miss (delete, run, store) | %.3f ms |\n", m
     printf "| `tusk_cached` L1 hit | %.3f ms |\n", h
     printf "\nmiss / hit speedup: %.0fx\n", m / h
+}'
+
+# L2: a hit served from Redis because the value (about 2 kB) is above
+# tusk.l1_max_entry_size (set to 1kB for this part), against a raw GET of a
+# value of the same size by redis-benchmark and an L1 hit, one client each.
+run_psql -c "ALTER SYSTEM SET tusk.l1_max_entry_size = '1kB'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+L2_QUERY="SELECT g AS id, repeat(''x'', 180) AS payload FROM generate_series(1, 10) g"
+l2_value=$(run_psql -At -c "SELECT tusk_cached('bench_l2', '1 hour', '$L2_QUERY')") || exit 1
+printf "SELECT tusk_cached('bench_l2', '1 hour', '%s');\n" "$L2_QUERY" >"$work/l2_hit.sql"
+l2_hit=$(pgbench_run "$work/l2_hit.sql" -c 1 -T "$SECONDS_PER_RUN" | latency_of)
+l1_hit=$(pgbench_run "$work/hit.sql" -c 1 -T "$SECONDS_PER_RUN" | latency_of)
+get_rps=$(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c 1 -P 1 -n 20000 -d "${#l2_value}" -t get -q 2>/dev/null |
+    tr '\r' '\n' | sed -n 's/^GET: \([0-9.]*\) requests per second.*/\1/p' | tail -n 1)
+l2_sets=$(run_psql -At -c "SELECT sets FROM tusk_cache_stats WHERE tier = 'l2'")
+[ -n "$l2_hit" ] && [ -n "$l1_hit" ] && [ -n "$get_rps" ] || { tusk_log "L2 runs failed"; exit 1; }
+echo
+echo "| L2 (value of ${#l2_value} bytes of JSON, 1 client) | mean latency |"
+echo "|---|---:|"
+awk -v g="$get_rps" -v l1="$l1_hit" -v l2="$l2_hit" 'BEGIN {
+    get_ms = 1000 / g
+    printf "| raw Redis `GET` round trip (redis-benchmark -c 1 -P 1) | %.3f ms |\n", get_ms
+    printf "| `tusk_cached` L1 hit (pgbench) | %.3f ms |\n", l1
+    printf "| `tusk_cached` L2 hit (pgbench) | %.3f ms |\n", l2
+    printf "\nL2 hit / (raw GET + L1 hit): %.2f (goal: at most 1.3)\n", l2 / (get_ms + l1)
 }'

@@ -12,10 +12,11 @@ say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 say "Preparing: packages, build, install"
 ensure_packages && build_and_install || { tusk_log "setup failed"; exit 1; }
 
-start_postgres "tusk.l1_size = '64MB'" "work_mem = '64MB'" || exit 1
 start_redis || exit 1
+start_postgres "tusk.l1_size = '64MB'" "work_mem = '64MB'" \
+    "tusk.redis_host = '127.0.0.1'" "tusk.redis_port = $REDIS_PORT" || exit 1
 echo "PostgreSQL 15 on 127.0.0.1:$PG_PORT with shared_preload_libraries = 'tusk', tusk.l1_size = 64MB"
-echo "Redis on 127.0.0.1:$REDIS_PORT (started for the shared L2 tier; this version serves from L1 only)"
+echo "Redis on 127.0.0.1:$REDIS_PORT as the shared L2 tier (tusk.redis_host, tusk.redis_port)"
 
 run_psql <<'SQL'
 \pset footer off
@@ -139,10 +140,31 @@ BEGIN
 END $$;
 
 \echo
-\echo '== tusk_cache_stats: the L1 tier'
+\echo '== tusk_cache_stats: L1 in shared memory, L2 in Redis'
 SELECT tier, entries, pg_size_pretty(bytes) AS bytes, pg_size_pretty(capacity_bytes) AS capacity,
        hits, misses, sets, evictions, expirations, errors
 FROM tusk_cache_stats;
+SQL
+rc=$?
+[ $rc -eq 0 ] || exit $rc
+
+say "The same entry in Redis, as any other program sees it (key: prefix, database, role, your key):"
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --scan --pattern 'tusk:*top_customers*'
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" GET 'tusk:postgres:postgres:top_customers_2026' | cut -c 1-160
+echo "   ... (ttl: $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" PTTL 'tusk:postgres:postgres:top_customers_2026') ms left)"
+
+say "Restarting PostgreSQL: shared memory (L1) is gone, Redis (L2) is not"
+as_server_user "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w restart >/dev/null || exit 1
+run_psql <<'SQL'
+\pset footer off
+\set report 'SELECT customer, region, count(*) AS orders, sum(amount) AS revenue FROM orders WHERE placed_at >= ''2026-01-01'' GROUP BY customer, region ORDER BY revenue DESC LIMIT 10'
+\echo '-- first call after the restart: an L2 hit from Redis, copied back into L1'
+\timing on
+SELECT jsonb_array_length(tusk_cached('top_customers_2026', '5 min', :'report')) AS rows;
+\echo '-- second call: an L1 hit again'
+SELECT jsonb_array_length(tusk_cached('top_customers_2026', '5 min', :'report')) AS rows;
+\timing off
+SELECT tier, hits, misses, sets, errors FROM tusk_cache_stats;
 SQL
 rc=$?
 say "Done: servers stopped, temporary files removed."

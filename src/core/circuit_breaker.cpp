@@ -31,6 +31,11 @@ void CircuitBreaker::record_success()
     backoff_ = options_.initial_backoff;
 }
 
+void CircuitBreaker::record_abandoned()
+{
+    trial_in_flight_ = false;
+}
+
 void CircuitBreaker::record_failure(int64_t now)
 {
     if (open_) {

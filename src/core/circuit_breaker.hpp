@@ -34,6 +34,11 @@ class CircuitBreaker {
     bool allow(int64_t now);
     void record_success();
     void record_failure(int64_t now);
+    /*
+     * A call that allow() let through ended without a verdict on the tier
+     * (the caller was cancelled): ends a half-open trial, changes nothing else.
+     */
+    void record_abandoned();
 
     State state(int64_t now) const;
     /* When an open breaker lets the next trial call through. */

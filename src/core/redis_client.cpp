@@ -216,14 +216,28 @@ RedisStatus RedisClient::run(const std::vector<std::vector<std::string>> &comman
 {
     replies.clear();
     error_.clear();
-    if (context_ == nullptr) {
+    bool reused = context_ != nullptr;
+    if (!reused) {
         RedisStatus status = connect(monotonic_ms() + config_.connect_timeout_ms);
         if (status != RedisStatus::Ok)
             return status;
     }
     if (commands.empty())
         return RedisStatus::Ok;
-    return exchange(commands, replies, monotonic_ms() + config_.timeout_ms);
+    int64_t deadline = monotonic_ms() + config_.timeout_ms;
+    RedisStatus status = exchange(commands, replies, deadline);
+    if (status == RedisStatus::Failed && reused && replies.empty()) {
+        /*
+         * A kept connection that fails before any reply was most likely closed
+         * by the server (restart, idle timeout): connect once more. tusk's
+         * commands are idempotent, so sending them again is safe.
+         */
+        status = connect(monotonic_ms() + config_.connect_timeout_ms);
+        if (status != RedisStatus::Ok)
+            return status;
+        status = exchange(commands, replies, deadline);
+    }
+    return status;
 }
 
 }  // namespace tusk::core

@@ -80,8 +80,10 @@ class RedisClient {
 
     /*
      * Sends the commands as one pipeline and reads one reply per command.
-     * Connects first if needed. On anything but Ok the connection is closed
-     * and last_error() says why (never containing the password).
+     * Connects first if needed; if a kept connection fails before any reply
+     * (the server closed it), connects once more and resends: the commands
+     * must be idempotent. On anything but Ok the connection is closed and
+     * last_error() says why (never containing the password).
      */
     RedisStatus run(const std::vector<std::vector<std::string>> &commands,
                     std::vector<RedisReply> &replies);

@@ -92,6 +92,45 @@ $a->safe_psql('postgres', q{SELECT tusk_cache_get('shared')});
 is($a->safe_psql('postgres', q{SELECT hits FROM tusk_cache_stats WHERE tier = 'l1'}), '1',
 	'the next lookup is an L1 hit');
 
+# Values in Redis that tusk cannot read are misses and counted errors, never failed calls.
+my $scope = 'tusk:postgres:' . $a->safe_psql('postgres', 'SELECT current_user') . ':';
+my $fp = '0' x 32;
+my %garbage = (
+	'not tusk format' => 'plain text',
+	'number out of range' => qq({"fingerprint":"$fp","value":1e1000000}),
+	'nested too deep' => qq({"fingerprint":"$fp","value":) . ('[' x 100000) . (']' x 100000) . '}',
+	'invalid utf-8' => qq({"fingerprint":"$fp","value":"\xff\xfe"}),
+	'bad unicode escape' => qq({"fingerprint":"$fp","value":"\\ud800"}));
+my $g = 0;
+foreach my $what (sort keys %garbage)
+{
+	$g++;
+	my $file = "$redis_dir/garbage$g";
+	open(my $fh, '>:raw', $file) or die;
+	print $fh $garbage{$what};
+	close $fh;
+	system("redis-cli -p $redis_port -x SET '${scope}garbage$g' < $file > /dev/null") == 0 or die;
+	my ($grc, $gout, $gerr) = $a->psql('postgres', qq{SELECT tusk_cache_get('garbage$g') IS NULL});
+	is($gout, 't', "$what: a miss") or diag($gerr);
+	is($a->safe_psql('postgres', qq{SELECT tusk_cached('garbage$g', '5 min', 'SELECT $g AS n')}),
+		qq([{"n": $g}]), "$what: tusk_cached answers and replaces it");
+}
+system("redis-cli -p $redis_port LPUSH '${scope}a list' x > /dev/null") == 0 or die;
+is($a->safe_psql('postgres', q{SELECT tusk_cached('a list', '5 min', 'SELECT 1 AS n')}),
+	'[{"n": 1}]', 'a key of another Redis type is a miss');
+cmp_ok(l2_counter($a, 'errors'), '>=', 6, 'unreadable values are counted as errors');
+
+# A backend keeps its connection; when Redis restarts under it, the next call reconnects.
+my $pidfile_before = redis_pid();
+my ($krc, $kout, $kerr) = $a->psql('postgres', qq{
+SELECT tusk_cache_stats_reset();
+SELECT tusk_cache_set('kept 1', '1', '5 min');
+\\! redis-cli -p $redis_port shutdown nosave > /dev/null 2>&1; redis-server --bind 127.0.0.1 --port $redis_port --save '' --appendonly no --daemonize yes --pidfile $redis_pidfile --dir $redis_dir > /dev/null; sleep 0.5
+SELECT tusk_cache_set('kept 2', '2', '5 min');
+SELECT errors FROM tusk_cache_stats WHERE tier = 'l2';});
+like($kout, qr/^t\nt\n0$/m, 'the same backend reconnects without an error after a Redis restart')
+  or diag("out: $kout err: $kerr");
+
 # Redis stopped: every call still answers, the failure is counted and logged once.
 redis_stop();
 $a->safe_psql('postgres', 'SELECT tusk_cache_stats_reset()');
@@ -104,6 +143,9 @@ is( $a->safe_psql(
 cmp_ok(l2_counter($a, 'errors'), '>=', 1, 'the failure is counted');
 cmp_ok(l2_counter($a, 'errors'), '<=', 2, 'the breaker skips L2 instead of failing every call');
 is(log_matches($a, qr/tusk: Redis L2 at [^\n]* failed/), 1, 'one log line, not one per call');
+my ($rc, $out, $err) = $a->psql('postgres', q{SELECT tusk_cache_delete('shared')});
+like($err, qr/WARNING:  tusk: Redis \(L2\) could not be reached: the key was removed from L1 only/,
+	'a delete that cannot reach Redis says so');
 
 # Redis back: L2 is used again without a restart once the back-off has passed.
 redis_start();
@@ -118,7 +160,7 @@ is(log_matches($a, qr/tusk: Redis L2 at [^\n]* is answering again/), 1, 'the rec
 kill 'STOP', redis_pid();
 $a->safe_psql('postgres', 'SELECT tusk_cache_stats_reset()');
 my $start = time();
-my ($rc, $out, $err) = $a->psql(
+($rc, $out, $err) = $a->psql(
 	'postgres',
 	q{SET statement_timeout = '20s';
 	  SELECT count(tusk_cached('hung ' || g, '5 min', 'SELECT 1 AS one')) FROM generate_series(1, 300) g});

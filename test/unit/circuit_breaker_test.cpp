@@ -118,3 +118,23 @@ TEST(CircuitBreaker, NonsenseOptionsAreClamped)
     EXPECT_GE(b.current_backoff(), 1);
     EXPECT_TRUE(b.allow(b.retry_at()));
 }
+
+TEST(CircuitBreaker, AbandonedTrialLetsTheNextCallTryWithoutLongerBackoff)
+{
+    CircuitBreaker b(options(1, 100, 1000));
+    b.record_failure(0);
+    ASSERT_TRUE(b.allow(100));
+    EXPECT_FALSE(b.allow(100));
+    b.record_abandoned();
+    EXPECT_EQ(b.current_backoff(), 100) << "a cancelled trial says nothing about the tier";
+    EXPECT_TRUE(b.allow(101)) << "the next caller becomes the trial";
+}
+
+TEST(CircuitBreaker, AbandonedCallLeavesAClosedBreakerClosed)
+{
+    CircuitBreaker b(options(1, 100, 1000));
+    ASSERT_TRUE(b.allow(0));
+    b.record_abandoned();
+    EXPECT_EQ(b.state(0), State::Closed);
+    EXPECT_TRUE(b.allow(1));
+}

@@ -264,3 +264,25 @@ TEST(RedisClient, NoHostIsAFailureNotAConnectAttempt)
     EXPECT_EQ(client.run({{"PING"}}, replies), RedisStatus::Failed);
     EXPECT_NE(client.last_error().find("no Redis host"), std::string::npos);
 }
+
+TEST(RedisClient, ResendsOnceWhenTheKeptConnectionWasClosedByTheServer)
+{
+    REQUIRE_REDIS();
+    RedisClient client;
+    client.configure(config_for(redis_port()));
+    std::vector<RedisReply> replies;
+    ASSERT_EQ(client.run({{"CLIENT", "ID"}}, replies), RedisStatus::Ok);
+    ASSERT_EQ(replies[0].type, RedisReply::Type::Integer);
+    std::string id = std::to_string(replies[0].integer);
+
+    RedisClient killer;
+    killer.configure(config_for(redis_port()));
+    ASSERT_EQ(killer.run({{"CLIENT", "KILL", "ID", id}}, replies), RedisStatus::Ok);
+    ASSERT_EQ(replies[0].integer, 1) << "the first client's connection was closed";
+
+    std::string key = unique("after-kill");
+    ASSERT_EQ(client.run({{"SET", key, "v", "PX", "60000"}, {"GET", key}, {"DEL", key}}, replies),
+              RedisStatus::Ok)
+        << client.last_error();
+    EXPECT_EQ(replies[1].str, "v");
+}
