@@ -100,6 +100,31 @@ int64 monotonic_us()
     return int64(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
+/*
+ * The wait set of the current connection: the latch, postmaster death and
+ * the socket. Kept across calls (building one costs several system calls),
+ * rebuilt for every new connection.
+ */
+WaitEventSet *wait_set = nullptr;
+uint64 wait_set_connection = 0;
+int wait_set_socket_pos = -1;
+
+void prepare_wait_set(int fd)
+{
+    uint64 connection = client->connection_id();
+    if (wait_set != nullptr && wait_set_connection == connection)
+        return;
+    if (wait_set != nullptr)
+        FreeWaitEventSet(wait_set);
+    wait_set = nullptr;
+    WaitEventSet *set = CreateWaitEventSet(TopMemoryContext, 3);
+    AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+    AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+    wait_set_socket_pos = AddWaitEventToSet(set, WL_SOCKET_READABLE, fd, nullptr, nullptr);
+    wait_set = set;
+    wait_set_connection = connection;
+}
+
 /* The client's WaitFn: a latch wait that returns instead of raising. */
 core::WaitResult latch_wait(void *, int fd, bool for_write, int timeout_ms)
 {
@@ -107,6 +132,9 @@ core::WaitResult latch_wait(void *, int fd, bool for_write, int timeout_ms)
     volatile core::WaitResult result = core::WaitResult::Timeout;
     PG_TRY();
     {
+        prepare_wait_set(fd);
+        ModifyWaitEvent(wait_set, wait_set_socket_pos,
+                        for_write ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE, nullptr);
         int64 deadline = monotonic_us() + int64(timeout_ms) * 1000;
         for (;;) {
             long left_ms = long((deadline - monotonic_us()) / 1000);
@@ -114,20 +142,19 @@ core::WaitResult latch_wait(void *, int fd, bool for_write, int timeout_ms)
                 result = core::WaitResult::Timeout;
                 break;
             }
-            int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
-                         (for_write ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE);
-            int rc = WaitLatchOrSocket(MyLatch, events, fd, left_ms, PG_WAIT_EXTENSION);
-            if (rc & WL_LATCH_SET)
+            WaitEvent event;
+            int n = WaitEventSetWait(wait_set, left_ms, &event, 1, PG_WAIT_EXTENSION);
+            if (n > 0 && (event.events & WL_LATCH_SET))
                 ResetLatch(MyLatch);
             if (QueryCancelPending || ProcDiePending) {
                 result = core::WaitResult::Interrupted;
                 break;
             }
-            if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE)) {
+            if (n > 0 && (event.events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))) {
                 result = core::WaitResult::Ready;
                 break;
             }
-            if (rc & WL_TIMEOUT) {
+            if (n == 0) {
                 result = core::WaitResult::Timeout;
                 break;
             }
@@ -139,6 +166,8 @@ core::WaitResult latch_wait(void *, int fd, bool for_write, int timeout_ms)
         MemoryContextSwitchTo(context);
         wait_error = CopyErrorData();
         FlushErrorState();
+        /* Whatever failed, do not reuse this wait set. */
+        wait_set_connection = 0;
         result = core::WaitResult::Interrupted;
     }
     PG_END_TRY();

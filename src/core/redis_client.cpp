@@ -120,6 +120,7 @@ RedisStatus RedisClient::connect(int64_t deadline_ms)
     if (config_.host.empty())
         return fail(RedisStatus::Failed, "no Redis host configured");
     context_ = redisConnectNonBlock(config_.host.c_str(), config_.port);
+    connection_id_++;
     if (context_ == nullptr)
         return fail(RedisStatus::Failed, "out of memory allocating a Redis connection");
     if (context_->err)

@@ -76,6 +76,8 @@ class RedisClient {
     const RedisConfig &config() const { return config_; }
 
     bool connected() const { return context_ != nullptr; }
+    /* Changes with every new connection (a new socket may reuse an old fd number). */
+    uint64_t connection_id() const { return connection_id_; }
     void disconnect();
 
     /*
@@ -101,6 +103,7 @@ class RedisClient {
     void *wait_context_;
     RedisConfig config_;
     redisContext *context_ = nullptr;
+    uint64_t connection_id_ = 0;
     std::string error_;
 };
 
