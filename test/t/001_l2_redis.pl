@@ -41,9 +41,9 @@ END { redis_stop(); }
 
 sub new_node
 {
-	my ($name, $extra) = @_;
+	my ($name, $extra, %init) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init(%init);
 	$node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'tusk'
 tusk.l1_size = '8MB'
@@ -71,7 +71,7 @@ sub log_matches
 }
 
 redis_start();
-my $a = new_node('a', '');
+my $a = new_node('a', '', allows_streaming => 1);
 my $b = new_node('b', '');
 
 # Two servers, one Redis: what one fills, the other reads from L2.
@@ -194,6 +194,38 @@ cmp_ok(l2_counter($b, 'errors'), '>=', 1, 'the refused password is counted');
 # (PostgreSQL itself logs the new value of any setting changed by a reload.)
 is(log_matches($b, qr/tusk:[^\n]*Wr0ng-Secr3t/), 0, 'no tusk message contains the password');
 like(slurp_file($b->logfile), qr/Redis refused the password/, 'the log says why');
+
+# A hot standby of server a: L1 and L2 work there, and it shares a's entries
+# (same database and role names).
+$a->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($a, 'base', has_streaming => 1);
+$standby->start;
+$a->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'the standby is in recovery');
+$a->safe_psql('postgres', q{SELECT tusk_cached('from primary', '5 min', 'SELECT 1 AS one')});
+is($standby->safe_psql('postgres', q{SELECT tusk_cached('from primary', '5 min', 'SELECT 1 AS one')}),
+	'[{"one": 1}]', 'the standby answers');
+is(l2_counter($standby, 'hits'), '1', 'from the entry the primary put in L2');
+is($standby->safe_psql('postgres', q{SELECT tusk_cached('on standby', '5 min', 'SELECT 2 AS two')}),
+	'[{"two": 2}]', 'a miss on the standby runs the query');
+is($standby->safe_psql('postgres', q{SELECT tusk_cached('on standby', '5 min', 'SELECT 2 AS two')}),
+	'[{"two": 2}]', 'and the next call is a hit');
+is($standby->safe_psql('postgres', q{SELECT hits FROM tusk_cache_stats WHERE tier = 'l1'}), '1',
+	'an L1 hit on the standby');
+is($a->safe_psql('postgres', q{SELECT tusk_cache_get('on standby')}), '[{"two": 2}]',
+	'the primary reads what the standby filled');
+$standby->stop;
+
+# With tusk.l1_size = 0 a server runs on L2 alone.
+my $c = new_node('c', "tusk.l1_size = 0");
+is($c->safe_psql('postgres', q{SELECT tusk_cached('no l1', '5 min', 'SELECT 3 AS three')}),
+	'[{"three": 3}]', 'L1 off: a miss');
+is($c->safe_psql('postgres', q{SELECT tusk_cached('no l1', '5 min', 'SELECT 3 AS three')}),
+	'[{"three": 3}]', 'L1 off: the same rows');
+is($c->safe_psql('postgres', q{SELECT tier, hits, sets FROM tusk_cache_stats ORDER BY tier}),
+	"l1|0|0\nl2|1|1", 'served from L2, nothing in L1');
+$c->stop;
 
 $a->stop;
 $b->stop;
