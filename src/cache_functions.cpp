@@ -146,15 +146,9 @@ void warn_l2_unreachable(const char *what)
                       errhint("Repeat the call when Redis answers again.")));
 }
 
-/*
- * Looks key up where this transaction may read it from: its own pending
- * values if it has written, else L1, then L2. An L2 hit is copied into L1
- * with its remaining TTL.
- */
-struct varlena *cache_lookup(const CacheKey &key, const core::Fingerprint *want, int64 now)
+/* Looks key up in the shared tiers: L1, then L2; an L2 hit is copied into L1. */
+struct varlena *shared_lookup(const CacheKey &key, const core::Fingerprint *want, int64 now)
 {
-    if (transaction_has_written())
-        return pending_get(key.l1, want, now);
     if (struct varlena *hit = l1_get(key.l1, want, now, nullptr))
         return hit;
     if (!l2_enabled())
@@ -166,6 +160,18 @@ struct varlena *cache_lookup(const CacheKey &key, const core::Fingerprint *want,
         return nullptr;
     copy_up(key, found, hit, expires_at, now);
     return reinterpret_cast<struct varlena *>(hit);
+}
+
+/*
+ * Looks a query's result up where this transaction may read it from: its
+ * own pending values if it has written (so it sees its own writes), else
+ * the shared tiers.
+ */
+struct varlena *cache_lookup(const CacheKey &key, const core::Fingerprint *want, int64 now)
+{
+    if (transaction_has_written())
+        return pending_get(key.l1, want, now);
+    return shared_lookup(key, want, now);
 }
 
 /*
@@ -238,16 +244,8 @@ Datum cache_get(FunctionCallInfo fcinfo)
         if (struct varlena *mine = pending_get(key.l1, nullptr, now))
             PG_RETURN_POINTER(mine);
     }
-    if (struct varlena *hit = l1_get(key.l1, nullptr, now, nullptr))
+    if (struct varlena *hit = shared_lookup(key, nullptr, now))
         PG_RETURN_POINTER(hit);
-    if (l2_enabled()) {
-        int64 expires_at;
-        core::Fingerprint found;
-        if (Jsonb *hit = l2_get(key.l2_name(), nullptr, now, &expires_at, &found)) {
-            copy_up(key, found, hit, expires_at, now);
-            PG_RETURN_JSONB_P(hit);
-        }
-    }
     PG_RETURN_NULL();
 }
 
