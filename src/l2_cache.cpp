@@ -15,10 +15,10 @@
  *   - counters are atomics (pg_atomic_uint64), no lock.
  *
  * Boundary: the C++ objects (client, strings, replies) live only inside
- * the noexcept functions redis_call(); those call PostgreSQL only through
- * latch_wait(), which catches any PostgreSQL error and hands it back after
- * the C++ frames are gone. Memory handed out of them is allocated with
- * MCXT_ALLOC_NO_OOM, which cannot raise.
+ * the noexcept function redis_call(); it calls PostgreSQL only through
+ * latch_wait(), which never raises, and copies results out with
+ * MCXT_ALLOC_NO_OOM, which cannot raise. A cancel is serviced by
+ * finish_call() after the C++ frames are gone.
  */
 #include "l2_cache.hpp"
 
@@ -79,7 +79,7 @@ struct L2Shared {
 
 L2Shared *shared = nullptr;
 core::RedisClient *client = nullptr;  /* backend-local, created on first use */
-ErrorData *wait_error = nullptr;      /* a PostgreSQL error caught in latch_wait() */
+char wait_error[256];                 /* a PostgreSQL error caught in latch_wait() */
 char last_error[256];                 /* why the last call failed, for the log */
 
 using Commands = std::vector<std::vector<std::string>>;
@@ -106,6 +106,7 @@ int64 monotonic_us()
  * rebuilt for every new connection.
  */
 WaitEventSet *wait_set = nullptr;
+WaitEventSet *wait_set_in_construction = nullptr; /* freed by latch_wait() if building it failed */
 uint64 wait_set_connection = 0;
 int wait_set_socket_pos = -1;
 
@@ -117,18 +118,32 @@ void prepare_wait_set(int fd)
     if (wait_set != nullptr)
         FreeWaitEventSet(wait_set);
     wait_set = nullptr;
-    WaitEventSet *set = CreateWaitEventSet(TopMemoryContext, 3);
-    AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
-    AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
-    wait_set_socket_pos = AddWaitEventToSet(set, WL_SOCKET_READABLE, fd, nullptr, nullptr);
-    wait_set = set;
+    wait_set_in_construction = CreateWaitEventSet(TopMemoryContext, 3);
+    AddWaitEventToSet(wait_set_in_construction, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+    /* As core does: there is no postmaster to watch in single-user mode. */
+    if (IsUnderPostmaster)
+        AddWaitEventToSet(wait_set_in_construction, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr,
+                          nullptr);
+    wait_set_socket_pos =
+        AddWaitEventToSet(wait_set_in_construction, WL_SOCKET_READABLE, fd, nullptr, nullptr);
+    wait_set = wait_set_in_construction;
+    wait_set_in_construction = nullptr;
     wait_set_connection = connection;
 }
 
-/* The client's WaitFn: a latch wait that returns instead of raising. */
+/*
+ * The client's WaitFn: a latch wait that returns instead of raising. A cancel
+ * or termination request ends it as Interrupted. An ERROR raised by the wait
+ * machinery itself (epoll failing, out of file descriptors) holds no lock or
+ * buffer: it is caught, its message kept for the log, and the call fails as
+ * a Redis failure would, never the SQL call. The interrupt holdoff counters
+ * an ERROR resets are restored (the commit callback runs with interrupts held).
+ */
 core::WaitResult latch_wait(void *, int fd, bool for_write, int timeout_ms)
 {
     MemoryContext context = CurrentMemoryContext;
+    uint32 interrupt_holdoff = InterruptHoldoffCount;
+    uint32 cancel_holdoff = QueryCancelHoldoffCount;
     volatile core::WaitResult result = core::WaitResult::Timeout;
     PG_TRY();
     {
@@ -163,12 +178,21 @@ core::WaitResult latch_wait(void *, int fd, bool for_write, int timeout_ms)
     }
     PG_CATCH();
     {
+        InterruptHoldoffCount = interrupt_holdoff;
+        QueryCancelHoldoffCount = cancel_holdoff;
         MemoryContextSwitchTo(context);
-        wait_error = CopyErrorData();
+        ErrorData *error = CopyErrorData();
         FlushErrorState();
+        strlcpy(wait_error, error->message != nullptr ? error->message : "error while waiting",
+                sizeof wait_error);
+        FreeErrorData(error);
+        if (wait_set_in_construction != nullptr) {
+            FreeWaitEventSet(wait_set_in_construction);
+            wait_set_in_construction = nullptr;
+        }
         /* Whatever failed, do not reuse this wait set. */
         wait_set_connection = 0;
-        result = core::WaitResult::Interrupted;
+        result = core::WaitResult::Timeout;
     }
     PG_END_TRY();
     return result;
@@ -203,11 +227,12 @@ Outcome redis_call(Make &&make, Take &&take, bool *unreadable) noexcept
 
         Commands commands = make();
         Replies replies;
+        wait_error[0] = '\0';
         core::RedisStatus status = client->run(commands, replies);
         if (status == core::RedisStatus::Interrupted)
             return Outcome::Interrupted;
         if (status != core::RedisStatus::Ok) {
-            set_last_error(client->last_error().c_str());
+            set_last_error(wait_error[0] != '\0' ? wait_error : client->last_error().c_str());
             return Outcome::Failed;
         }
         if (const char *why = take(const_cast<const Replies &>(replies))) {
@@ -265,13 +290,8 @@ void finish_call(Outcome outcome, bool may_raise)
                       errhidestmt(true)));
     }
 
-    ErrorData *error = wait_error;
-    wait_error = nullptr;
-    if (outcome == Outcome::Interrupted && may_raise) {
-        if (error != nullptr)
-            ReThrowError(error);
+    if (outcome == Outcome::Interrupted && may_raise)
         CHECK_FOR_INTERRUPTS();
-    }
 }
 
 /* Asks the breaker, talks to Redis, books the outcome: every L2 call goes through here. */

@@ -77,15 +77,16 @@ template <typename Pred> uint64 remove_where(Pred pred)
 void publish_pending()
 {
     int64 now = GetCurrentTimestamp();
+    bool l2_usable = true; /* after one failure (or a cancel) the rest skip L2 */
     /* Oldest first would be the same: keys are unique in the list. */
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
         if (e->expires_at <= now)
             continue;
         EncodedKey key{e->key, e->key_length, e->hash};
         l1_put(key, e->fingerprint, e->value, e->expires_at, now);
-        if (e->l2_key != nullptr)
-            l2_put_encoded(e->l2_key, e->l2_value, e->l2_length,
-                           core::remaining_ttl(e->expires_at, now), false);
+        if (e->l2_key != nullptr && l2_usable)
+            l2_usable = l2_put_encoded(e->l2_key, e->l2_value, e->l2_length,
+                                       core::remaining_ttl(e->expires_at, now), false);
     }
 }
 

@@ -17,9 +17,12 @@ bool CircuitBreaker::allow(int64_t now)
 {
     if (!open_)
         return true;
-    if (now < retry_at_ || trial_in_flight_)
+    if (now < retry_at_)
+        return false;
+    if (trial_in_flight_ && now < trial_started_at_ + options_.max_backoff)
         return false;
     trial_in_flight_ = true; /* half-open: this caller is the trial */
+    trial_started_at_ = now;
     return true;
 }
 

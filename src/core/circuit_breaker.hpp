@@ -30,7 +30,11 @@ class CircuitBreaker {
     CircuitBreaker() : CircuitBreaker(Options{}) {}
     explicit CircuitBreaker(const Options &options);
 
-    /* True when the tier should be tried now; in half-open state only the first caller. */
+    /*
+     * True when the tier should be tried now; in half-open state only the
+     * first caller, unless that trial has gone unanswered for max_backoff
+     * (its caller vanished without a verdict): then the next caller tries.
+     */
     bool allow(int64_t now);
     void record_success();
     void record_failure(int64_t now);
@@ -52,6 +56,7 @@ class CircuitBreaker {
     bool trial_in_flight_ = false;
     int64_t backoff_ = 0;
     int64_t retry_at_ = 0;
+    int64_t trial_started_at_ = 0;
 };
 
 }  // namespace tusk::core

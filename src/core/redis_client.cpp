@@ -230,8 +230,10 @@ RedisStatus RedisClient::run(const std::vector<std::vector<std::string>> &comman
     if (status == RedisStatus::Failed && reused && replies.empty()) {
         /*
          * A kept connection that fails before any reply was most likely closed
-         * by the server (restart, idle timeout): connect once more. tusk's
-         * commands are idempotent, so sending them again is safe.
+         * by the server (restart, idle timeout): connect once more and resend.
+         * tusk's commands are safe to resend (a resent DEL may report 0 when
+         * the first one was applied but its answer lost), within the same
+         * deadline.
          */
         status = connect(monotonic_ms() + config_.connect_timeout_ms);
         if (status != RedisStatus::Ok)

@@ -138,3 +138,14 @@ TEST(CircuitBreaker, AbandonedCallLeavesAClosedBreakerClosed)
     EXPECT_EQ(b.state(0), State::Closed);
     EXPECT_TRUE(b.allow(1));
 }
+
+TEST(CircuitBreaker, ATrialThatNeverReportsBackExpires)
+{
+    CircuitBreaker b(options(1, 100, 1000));
+    b.record_failure(0);
+    ASSERT_TRUE(b.allow(100));
+    EXPECT_FALSE(b.allow(600));
+    EXPECT_FALSE(b.allow(1099));
+    EXPECT_TRUE(b.allow(1100)) << "after max_backoff a lost trial is replaced";
+    EXPECT_FALSE(b.allow(1101));
+}
