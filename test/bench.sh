@@ -153,7 +153,7 @@ awk -v g="$(printf '%s\n' $get_mss | median)" -v l1="$(printf '%s\n' $l1_hits | 
 # the ratio is the median of per-round ratios.
 run_psql -c "ALTER SYSTEM RESET tusk.l1_max_entry_size" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
-MISS_QUERY="SELECT count(*) AS orders, sum(amount) AS revenue FROM bench_orders TABLESAMPLE SYSTEM (25) REPEATABLE (7)"
+MISS_QUERY="SELECT count(*) AS orders, sum(amount) AS revenue FROM bench_orders TABLESAMPLE SYSTEM (10) REPEATABLE (7)"
 printf "%s;\n" "$MISS_QUERY" >"$work/q10_plain.sql"
 printf "SELECT tusk_cache_delete('q10');\nSELECT tusk_cached('q10', '1 hour', '%s');\n" \
     "$MISS_QUERY" >"$work/q10_miss.sql"
