@@ -146,6 +146,15 @@ void warn_l2_unreachable(const char *what)
                       errhint("Repeat the call when Redis answers again.")));
 }
 
+/* Removes the keys under an L2 prefix (when L2 is on); how many, warning if Redis was out of reach. */
+uint64 remove_from_l2(const char *prefix, const char *what)
+{
+    int64 removed = l2_delete_prefix(prefix);
+    if (removed < 0)
+        warn_l2_unreachable(what);
+    return removed > 0 ? uint64(removed) : 0;
+}
+
 /* Looks key up in the shared tiers: L1, then L2; an L2 hit is copied into L1. */
 struct varlena *shared_lookup(const CacheKey &key, const core::Fingerprint *want, int64 now)
 {
@@ -290,13 +299,9 @@ Datum cache_invalidate(FunctionCallInfo fcinfo)
     uint64 pending = pending_forget_prefix(prefix.bytes, prefix.length);
     uint64 in_l1 = l1_delete_prefix(prefix.bytes, prefix.length);
     uint64 in_l2 = 0;
-    if (l2_enabled()) {
-        int64 removed =
-            l2_delete_prefix(l2_prefix_for(VARDATA_ANY(user_prefix), VARSIZE_ANY_EXHDR(user_prefix)));
-        if (removed < 0)
-            warn_l2_unreachable("the keys were");
-        in_l2 = removed > 0 ? uint64(removed) : 0;
-    }
+    if (l2_enabled())
+        in_l2 = remove_from_l2(l2_prefix_for(VARDATA_ANY(user_prefix), VARSIZE_ANY_EXHDR(user_prefix)),
+                               "the keys were");
     /* A key cached in both L1 and L2 counts once: report the larger tier's count. */
     PG_RETURN_INT64(int64(pending + std::max(in_l1, in_l2)));
 }
@@ -306,13 +311,7 @@ Datum cache_flush(FunctionCallInfo)
     require_preloaded();
     uint64 pending = pending_forget_prefix(nullptr, 0);
     uint64 in_l1 = l1_delete_prefix(nullptr, 0);
-    uint64 in_l2 = 0;
-    if (l2_enabled()) {
-        int64 removed = l2_delete_prefix(l2_prefix_of_everything());
-        if (removed < 0)
-            warn_l2_unreachable("the cache was");
-        in_l2 = removed > 0 ? uint64(removed) : 0;
-    }
+    uint64 in_l2 = l2_enabled() ? remove_from_l2(l2_prefix_of_everything(), "the cache was") : 0;
     /* A key cached in both L1 and L2 counts once: report the larger tier's count. */
     PG_RETURN_INT64(int64(pending + std::max(in_l1, in_l2)));
 }
