@@ -632,6 +632,11 @@ int64 l2_delete_prefix(const char *prefix)
                 return -1;
             removed += unlinked;
         }
+        /* One batch at a time: a flush of millions of keys must not hold them all. */
+        for (size_t i = 0; i < key_count; i++)
+            pfree(keys[i]);
+        if (keys != nullptr)
+            pfree(keys);
         CHECK_FOR_INTERRUPTS();
     } while (strcmp(cursor, "0") != 0);
     return removed;
