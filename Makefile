@@ -11,6 +11,7 @@ OBJS = \
 	src/tusk.o \
 	src/l1_cache.o \
 	src/l2_cache.o \
+	src/l3_cache.o \
 	src/pending.o \
 	src/query_runner.o \
 	src/cache_functions.o \
@@ -22,7 +23,7 @@ OBJS = \
 	src/core/redis_client.o
 DATA = sql/tusk--$(EXTVERSION).sql
 
-REGRESS = tusk_setup tusk_cached tusk_errors tusk_transactions tusk_privileges tusk_large
+REGRESS = tusk_setup tusk_cached tusk_errors tusk_transactions tusk_privileges tusk_large tusk_l3
 # Run by make test only, which points the instance at its throwaway Redis.
 REGRESS_REDIS = tusk_l2
 REGRESS_OPTS = --temp-instance=regress_instance --temp-config=test/regress.conf

@@ -1,5 +1,21 @@
--- tusk 0.1.0: cached queries on a shared-memory L1 cache.
+-- tusk 0.1.0: cached queries over three tiers: shared memory (L1), Redis (L2) and a table (L3).
 \echo Use "CREATE EXTENSION tusk" to load this file. \quit
+
+-- L3: the cache tier that survives restarts and is replicated to hot standbys.
+-- tusk reads and writes it as the table's owner; no other role may touch it.
+-- Not dumped by pg_dump (a cache is rebuilt, not restored).
+CREATE TABLE tusk_cache_l3 (
+    role_id     oid         NOT NULL,  -- the role whose query produced the value
+    key         text COLLATE "C" NOT NULL,  -- the user's key ("C": prefix scans use the index)
+    fingerprint bytea       NOT NULL,  -- what produced the value (query, params, settings)
+    value       jsonb       NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    stored_at   timestamptz NOT NULL,
+    CONSTRAINT tusk_cache_l3_pkey PRIMARY KEY (role_id, key)
+);
+CREATE INDEX tusk_cache_l3_expires_at ON tusk_cache_l3 (expires_at);
+REVOKE ALL ON tusk_cache_l3 FROM PUBLIC;
+COMMENT ON TABLE tusk_cache_l3 IS 'The L3 cache tier of tusk (written and read by tusk only)';
 
 CREATE FUNCTION tusk_cached(key text, ttl interval, query text, params jsonb DEFAULT NULL)
 RETURNS jsonb
@@ -38,7 +54,8 @@ CREATE FUNCTION tusk_cache_flush()
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'tusk_cache_flush'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION tusk_cache_flush() IS 'Removes every entry of every role and database';
+COMMENT ON FUNCTION tusk_cache_flush() IS
+  'Removes every entry of every role (L1 and L2: of every database; L3: of this one)';
 REVOKE ALL ON FUNCTION tusk_cache_flush() FROM PUBLIC;
 
 CREATE FUNCTION tusk_cache_stats_reset()

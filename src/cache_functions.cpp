@@ -40,6 +40,7 @@ PG_FUNCTION_INFO_V1(tusk_cache_stats_reset);
 #include "guard.hpp"
 #include "l1_cache.hpp"
 #include "l2_cache.hpp"
+#include "l3_cache.hpp"
 #include "pending.hpp"
 #include "query_runner.hpp"
 #include "tusk.hpp"
@@ -129,19 +130,29 @@ CacheKey cache_key(text *user_key)
     return CacheKey{user_key, encode_user_key(user_key)};
 }
 
-/* Copies an L2 hit into L1 with its remaining TTL, when L1 keeps values of its size. */
+/*
+ * Copies a lower tier's hit into the tiers above it (L1; and L2 when the
+ * hit came from L3) with its remaining TTL.
+ */
 void copy_up(const CacheKey &key, const core::Fingerprint &fingerprint, Jsonb *value,
-             int64 expires_at, int64 now)
+             int64 expires_at, int64 now, bool to_l2)
 {
+    if (expires_at <= now)
+        return;
     auto *raw = reinterpret_cast<struct varlena *>(value);
-    if (expires_at > now && l1_accepts(key.l1.length, VARSIZE_ANY(raw)))
+    if (l1_accepts(key.l1.length, VARSIZE_ANY(raw)))
         l1_put(key.l1, fingerprint, raw, expires_at, now);
+    if (to_l2 && l2_enabled()) {
+        size_t length = 0;
+        char *encoded = l2_encode(fingerprint, value, &length);
+        l2_put_encoded(key.l2_name(), encoded, length, core::remaining_ttl(expires_at, now));
+    }
 }
 
 /* Says that Redis kept what a delete, invalidate or flush meant to remove. */
 void warn_l2_unreachable(const char *what)
 {
-    ereport(WARNING, (errmsg("tusk: Redis (L2) could not be reached: %s removed from L1 only", what),
+    ereport(WARNING, (errmsg("tusk: Redis (L2) could not be reached: %s not removed from L2", what),
                       errdetail("Servers that share the Redis may serve the old entries until their TTL ends."),
                       errhint("Repeat the call when Redis answers again.")));
 }
@@ -155,20 +166,41 @@ uint64 remove_from_l2(const char *prefix, const char *what)
     return removed > 0 ? uint64(removed) : 0;
 }
 
-/* Looks key up in the shared tiers: L1, then L2; an L2 hit is copied into L1. */
+/* What an L3 delete removed; warns when L3 could not be changed (a standby, a read-only transaction). */
+uint64 l3_removed(int64 removed, L3Refusal why, const char *what)
+{
+    if (removed >= 0)
+        return uint64(removed);
+    if (why == L3Refusal::Standby)
+        ereport(WARNING, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                          errmsg("tusk: the L3 table cannot be changed on a hot standby: %s not removed from L3", what),
+                          errdetail("This server serves L3 rows from its primary until their TTL ends."),
+                          errhint("Repeat the call on the primary.")));
+    else if (why == L3Refusal::ReadOnly)
+        ereport(WARNING, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                          errmsg("tusk: the L3 table cannot be changed in a read-only transaction: %s not removed from L3", what),
+                          errhint("Repeat the call in a read-write transaction.")));
+    return 0;
+}
+
+/* Looks key up in the shared tiers: L1, then L2, then L3; a lower tier's hit is copied up. */
 struct varlena *shared_lookup(const CacheKey &key, const core::Fingerprint *want, int64 now)
 {
     if (struct varlena *hit = l1_get(key.l1, want, now, nullptr))
         return hit;
-    if (!l2_enabled())
-        return nullptr;
     int64 expires_at;
     core::Fingerprint found;
-    Jsonb *hit = l2_get(key.l2_name(), want, now, &expires_at, &found);
-    if (hit == nullptr)
-        return nullptr;
-    copy_up(key, found, hit, expires_at, now);
-    return reinterpret_cast<struct varlena *>(hit);
+    if (l2_enabled()) {
+        if (Jsonb *hit = l2_get(key.l2_name(), want, now, &expires_at, &found)) {
+            copy_up(key, found, hit, expires_at, now, false);
+            return reinterpret_cast<struct varlena *>(hit);
+        }
+    }
+    if (Jsonb *hit = l3_get(key.l1, want, now, &expires_at, &found)) {
+        copy_up(key, found, hit, expires_at, now, true);
+        return reinterpret_cast<struct varlena *>(hit);
+    }
+    return nullptr;
 }
 
 /*
@@ -184,8 +216,9 @@ struct varlena *cache_lookup(const CacheKey &key, const core::Fingerprint *want,
 }
 
 /*
- * Stores in every tier now, or at commit when this transaction has written
- * data. True when at least one tier keeps (or will keep) the value.
+ * Stores in every tier now (L3 in this transaction), or at commit when this
+ * transaction has written data. True when at least one tier keeps (or will
+ * keep) the value.
  */
 bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Jsonb *value,
                  int64 ttl, int64 now)
@@ -194,22 +227,26 @@ bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Json
     auto *raw = reinterpret_cast<struct varlena *>(value);
     bool l1_keeps = l1_accepts(key.l1.length, VARSIZE_ANY(raw));
     bool l2_on = l2_enabled();
+    bool l3_on = l3_writable();
     if (!l1_keeps) {
         /* Not kept in L1: nothing may go on serving an older value there. */
         pending_forget(key.l1);
         l1_delete(key.l1);
-        if (!l2_on)
+        if (!l2_on && !l3_on)
             return false;
     }
     char *l2_key = l2_on ? key.l2_name() : nullptr;
     size_t l2_length = 0;
     char *l2_value = l2_on ? l2_encode(fingerprint, value, &l2_length) : nullptr;
     if (transaction_has_written()) {
+        /* Written to L3 when the transaction commits, then to L1 and L2. */
         pending_put(key.l1, fingerprint, raw, expires_at, l2_key, l2_value, l2_length);
         return true;
     }
     bool stored = l1_keeps && l1_put(key.l1, fingerprint, raw, expires_at, now);
     if (l2_on && l2_put_encoded(l2_key, l2_value, l2_length, ttl))
+        stored = true;
+    if (l3_on && l3_put(key.l1, fingerprint, raw, expires_at, now))
         stored = true;
     return stored;
 }
@@ -278,6 +315,10 @@ Datum cache_delete(FunctionCallInfo fcinfo)
     require_preloaded();
     require_arg(fcinfo, 0, "key");
     CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
+    /* L3 first: it may wait for a transaction that is writing the key. */
+    L3Refusal why = L3Refusal::None;
+    int64 l3_result = l3_delete(key.l1, &why);
+    bool in_l3 = l3_removed(l3_result, why, "the key was") > 0;
     bool pending = pending_forget(key.l1);
     bool in_l1 = l1_delete(key.l1);
     bool in_l2 = false;
@@ -287,7 +328,7 @@ Datum cache_delete(FunctionCallInfo fcinfo)
             warn_l2_unreachable("the key was");
         in_l2 = removed > 0;
     }
-    PG_RETURN_BOOL(pending || in_l1 || in_l2);
+    PG_RETURN_BOOL(pending || in_l1 || in_l2 || in_l3);
 }
 
 Datum cache_invalidate(FunctionCallInfo fcinfo)
@@ -296,24 +337,30 @@ Datum cache_invalidate(FunctionCallInfo fcinfo)
     require_arg(fcinfo, 0, "prefix");
     text *user_prefix = PG_GETARG_TEXT_PP(0);
     EncodedKey prefix = encode_user_key(user_prefix, true);
+    L3Refusal why = L3Refusal::None;
+    int64 l3_result = l3_delete_prefix(prefix, &why);
+    uint64 in_l3 = l3_removed(l3_result, why, "the keys were");
     uint64 pending = pending_forget_prefix(prefix.bytes, prefix.length);
     uint64 in_l1 = l1_delete_prefix(prefix.bytes, prefix.length);
     uint64 in_l2 = 0;
     if (l2_enabled())
         in_l2 = remove_from_l2(l2_prefix_for(VARDATA_ANY(user_prefix), VARSIZE_ANY_EXHDR(user_prefix)),
                                "the keys were");
-    /* A key cached in both L1 and L2 counts once: report the larger tier's count. */
-    PG_RETURN_INT64(int64(pending + std::max(in_l1, in_l2)));
+    /* A key cached in several tiers counts once: report the largest tier's count. */
+    PG_RETURN_INT64(int64(pending + std::max({in_l1, in_l2, in_l3})));
 }
 
 Datum cache_flush(FunctionCallInfo)
 {
     require_preloaded();
+    L3Refusal why = L3Refusal::None;
+    int64 l3_result = l3_delete_all(&why);
+    uint64 in_l3 = l3_removed(l3_result, why, "the cache was");
     uint64 pending = pending_forget_prefix(nullptr, 0);
     uint64 in_l1 = l1_delete_prefix(nullptr, 0);
     uint64 in_l2 = l2_enabled() ? remove_from_l2(l2_prefix_of_everything(), "the cache was") : 0;
-    /* A key cached in both L1 and L2 counts once: report the larger tier's count. */
-    PG_RETURN_INT64(int64(pending + std::max(in_l1, in_l2)));
+    /* A key cached in several tiers counts once: report the largest tier's count. */
+    PG_RETURN_INT64(int64(pending + std::max({in_l1, in_l2, in_l3})));
 }
 
 Datum cache_stats(FunctionCallInfo fcinfo)
@@ -348,6 +395,22 @@ Datum cache_stats(FunctionCallInfo fcinfo)
     values[6] = Int64GetDatum(int64(l2.sets));
     values[9] = Int64GetDatum(int64(l2.errors));
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, l2_nulls);
+
+    /* L3 has no capacity and never evicts: rows leave by TTL (expirations) or by delete. */
+    L3Stats l3;
+    int64 l3_entries, l3_bytes;
+    l3_stats(l3, &l3_entries, &l3_bytes);
+    bool l3_nulls[10] = {false, l3_entries < 0, l3_bytes < 0, true, false, false, false, false, false, false};
+    values[0] = CStringGetTextDatum("l3");
+    values[1] = Int64GetDatum(l3_entries);
+    values[2] = Int64GetDatum(l3_bytes);
+    values[4] = Int64GetDatum(int64(l3.hits));
+    values[5] = Int64GetDatum(int64(l3.misses));
+    values[6] = Int64GetDatum(int64(l3.sets));
+    values[7] = Int64GetDatum(0);
+    values[8] = Int64GetDatum(int64(l3.expirations));
+    values[9] = Int64GetDatum(int64(l3.errors));
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, l3_nulls);
     return (Datum) 0;
 }
 
@@ -356,6 +419,7 @@ Datum cache_stats_reset(FunctionCallInfo)
     require_preloaded();
     l1_reset_counters();
     l2_reset_counters();
+    l3_reset_counters();
     PG_RETURN_VOID();
 }
 

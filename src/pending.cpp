@@ -7,11 +7,13 @@
 #include <cstring>
 
 #include "core/ttl.hpp"
+#include "l3_cache.hpp"
 
 extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
 
@@ -46,6 +48,13 @@ struct PendingEntry {
 /* Newest first; allocated in TopTransactionContext, so it vanishes with the transaction. */
 PendingEntry *pending_head = nullptr;
 
+/*
+ * Set when tusk's own write gave the transaction its id: while the write
+ * mark is still the one after that write, the user has not written.
+ */
+bool own_write_active = false;
+WriteMark own_write_mark;
+
 bool same_key(const PendingEntry *e, const EncodedKey &key)
 {
     return e->hash == key.hash && e->key_length == key.length &&
@@ -74,6 +83,23 @@ template <typename Pred> uint64 remove_where(Pred pred)
     return removed;
 }
 
+/* Writes the fresh pending values to L3, in the committing transaction. */
+void write_pending_to_l3()
+{
+    if (!l3_writable())
+        return;
+    int64 now = GetCurrentTimestamp();
+    /* The statements are over: SPI needs a snapshot of its own here. */
+    PushActiveSnapshot(GetTransactionSnapshot());
+    for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
+        if (e->expires_at <= now)
+            continue;
+        EncodedKey key{e->key, e->key_length, e->hash};
+        l3_put(key, e->fingerprint, e->value, e->expires_at, now);
+    }
+    PopActiveSnapshot();
+}
+
 void publish_pending()
 {
     int64 now = GetCurrentTimestamp();
@@ -98,6 +124,7 @@ void on_xact_event(XactEvent event, void *)
             if (pending_head != nullptr) {
                 WriteMark now = current_write_mark();
                 remove_where([&now](const PendingEntry *e) { return !(e->mark == now); });
+                write_pending_to_l3();
             }
             break;
         case XACT_EVENT_COMMIT:
@@ -105,12 +132,14 @@ void on_xact_event(XactEvent event, void *)
             if (pending_head != nullptr)
                 publish_pending();
             pending_head = nullptr;
+            own_write_active = false;
             break;
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PREPARE:
         case XACT_EVENT_PARALLEL_COMMIT:
         case XACT_EVENT_PARALLEL_ABORT:
             pending_head = nullptr;
+            own_write_active = false;
             break;
         default:
             break;
@@ -128,7 +157,31 @@ void on_subxact_event(SubXactEvent event, SubTransactionId subxact, SubTransacti
 
 bool transaction_has_written()
 {
-    return TransactionIdIsValid(GetTopTransactionIdIfAny());
+    if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
+        return false;
+    return !(own_write_active && own_write_mark == current_write_mark());
+}
+
+TuskWriteToken tusk_write_begin()
+{
+    WriteMark before = current_write_mark();
+    return TuskWriteToken{before.command, before.wal_end, transaction_has_written()};
+}
+
+void tusk_write_end(const TuskWriteToken &token)
+{
+    WriteMark before{token.command, token.wal_end};
+    WriteMark after = current_write_mark();
+    if (after == before)
+        return;
+    if (!token.had_written) {
+        own_write_active = true;
+        own_write_mark = after;
+    }
+    /* Values that were fresh before tusk's write are as fresh after it. */
+    for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
+        if (e->mark == before)
+            e->mark = after;
 }
 
 void pending_register_callbacks()

@@ -10,13 +10,20 @@
  * Each value remembers the transaction's write mark (command id and the end
  * of its last WAL record) when it was computed. If the transaction writes
  * again afterwards the value may be stale: it is no longer served, not even
- * to the transaction itself, and never published.
+ * to the transaction itself, and never published. Writes tusk makes itself
+ * (to the L3 table) are bracketed by tusk_write_begin/end and do not count:
+ * they neither make the transaction "written" nor make pending values stale.
+ *
+ * At PRE_COMMIT the values that are still fresh are written to L3 (in the
+ * committing transaction); at COMMIT they go to L1 and L2.
  * Backend-local; lives in TopTransactionContext.
  */
 #pragma once
 
 extern "C" {
 #include "postgres.h"
+
+#include "access/xlogdefs.h"
 }
 
 #include "l1_cache.hpp"
@@ -24,8 +31,22 @@ extern "C" {
 
 namespace tusk {
 
-/* True when the current transaction has written (holds a transaction id). */
+/*
+ * True when the current transaction has written data (holds a transaction
+ * id, and has written since tusk's own last write, if tusk assigned it).
+ */
 bool transaction_has_written();
+
+/* The transaction's state before a write of tusk's own (see tusk_write_begin). */
+struct TuskWriteToken {
+    CommandId command;
+    XLogRecPtr wal_end;
+    bool had_written;
+};
+
+/* Brackets a write tusk makes to the L3 table, so that it does not count as the user's. */
+TuskWriteToken tusk_write_begin();
+void tusk_write_end(const TuskWriteToken &token);
 
 void pending_register_callbacks();
 

@@ -13,7 +13,7 @@ extern "C" {
 namespace tusk {
 
 /* Longest cache key accepted, in bytes. */
-constexpr size_t kMaxKeyBytes = 4096;
+constexpr size_t kMaxKeyBytes = 2048; /* fits a btree entry of the L3 table */
 
 /*
  * Runs query (exactly one SELECT, VALUES or TABLE statement) with params

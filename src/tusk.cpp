@@ -20,6 +20,7 @@ void _PG_init(void);
 
 #include "l1_cache.hpp"
 #include "l2_cache.hpp"
+#include "l3_cache.hpp"
 #include "pending.hpp"
 #include "query_runner.hpp"
 #include "tusk.hpp"
@@ -39,6 +40,7 @@ void request_shmem()
         previous_shmem_request();
     l1_request_shmem();
     l2_request_shmem();
+    l3_request_shmem();
 }
 
 void startup_shmem()
@@ -47,6 +49,7 @@ void startup_shmem()
         previous_shmem_startup();
     l1_startup_shmem();
     l2_startup_shmem();
+    l3_startup_shmem();
 }
 
 }  // namespace
@@ -57,6 +60,7 @@ extern "C" void _PG_init(void)
 {
     tusk::l1_define_gucs();
     tusk::l2_define_gucs();
+    tusk::l3_define_gucs();
     MarkGUCPrefixReserved("tusk");
     tusk::pending_register_callbacks();
     tusk::query_runner_install_hooks();

@@ -22,6 +22,14 @@ size_t encode_key(const CacheScope &scope, const void *key, size_t key_length, u
     return kScopeBytes + key_length;
 }
 
+CacheScope scope_of(const uint8_t *encoded)
+{
+    CacheScope scope;
+    std::memcpy(&scope.database, encoded, 4);
+    std::memcpy(&scope.role, encoded + 4, 4);
+    return scope;
+}
+
 uint64_t key_hash(const void *data, size_t length) { return XXH3_64bits(data, length); }
 
 FingerprintBuilder::FingerprintBuilder()

@@ -28,6 +28,9 @@ constexpr size_t kScopeBytes = 8;
 /* Writes scope + key to out (which holds kScopeBytes + key_length bytes); returns the length. */
 size_t encode_key(const CacheScope &scope, const void *key, size_t key_length, uint8_t *out);
 
+/* The scope an encoded key (at least kScopeBytes long) was made with. */
+CacheScope scope_of(const uint8_t *encoded);
+
 uint64_t key_hash(const void *data, size_t length);
 
 /*

@@ -8,36 +8,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-my $redis_dir = PostgreSQL::Test::Utils::tempdir();
-my $redis_port = PostgreSQL::Test::Cluster::get_free_port();
-my $redis_pidfile = "$redis_dir/redis.pid";
-
-sub redis_start
-{
-	system('redis-server', '--bind', '127.0.0.1', '--port', $redis_port, '--save', '',
-		'--appendonly', 'no', '--daemonize', 'yes', '--pidfile', $redis_pidfile,
-		'--dir', $redis_dir, '--logfile', "$redis_dir/redis.log") == 0
-	  or die "redis-server did not start";
-	for (1 .. 50)
-	{
-		return if `redis-cli -p $redis_port ping 2>/dev/null` =~ /PONG/;
-		sleep 0.1;
-	}
-	die "redis did not answer";
-}
-
-sub redis_pid { open(my $f, '<', $redis_pidfile) or return; my $p = <$f>; chomp $p; return $p; }
-
-sub redis_stop
-{
-	my $pid = redis_pid() or return;
-	kill 'CONT', $pid;
-	kill 'TERM', $pid;
-	for (1 .. 50) { last unless kill 0, $pid; sleep 0.1; }
-	unlink $redis_pidfile;
-}
-
-END { redis_stop(); }
+use lib "t";
+use TuskRedis;
 
 sub new_node
 {
@@ -144,7 +116,7 @@ cmp_ok(l2_counter($a, 'errors'), '>=', 1, 'the failure is counted');
 cmp_ok(l2_counter($a, 'errors'), '<=', 2, 'the breaker skips L2 instead of failing every call');
 is(log_matches($a, qr/tusk: Redis L2 at [^\n]* failed/), 1, 'one log line, not one per call');
 my ($rc, $out, $err) = $a->psql('postgres', q{SELECT tusk_cache_delete('shared')});
-like($err, qr/WARNING:  tusk: Redis \(L2\) could not be reached: the key was removed from L1 only/,
+like($err, qr/WARNING:  tusk: Redis \(L2\) could not be reached: the key was not removed from L2/,
 	'a delete that cannot reach Redis says so');
 
 # Redis back: L2 is used again without a restart once the back-off has passed.
@@ -224,7 +196,7 @@ is($c->safe_psql('postgres', q{SELECT tusk_cached('no l1', '5 min', 'SELECT 3 AS
 is($c->safe_psql('postgres', q{SELECT tusk_cached('no l1', '5 min', 'SELECT 3 AS three')}),
 	'[{"three": 3}]', 'L1 off: the same rows');
 is($c->safe_psql('postgres', q{SELECT tier, hits, sets FROM tusk_cache_stats ORDER BY tier}),
-	"l1|0|0\nl2|1|1", 'served from L2, nothing in L1');
+	"l1|0|0\nl2|1|1\nl3|0|1", 'served from L2, nothing in L1 (L3 filled, not read)');
 $c->stop;
 
 $a->stop;

@@ -67,6 +67,19 @@ TEST(EncodeKey, EmptyKeyIsJustTheScope)
     EXPECT_EQ(std::string(reinterpret_cast<char *>(out), kScopeBytes), encode(scope, ""));
 }
 
+TEST(EncodeKey, ScopeOfReadsBackTheScope)
+{
+    const CacheScope scope{0xDEADBEEF, 0x01020304};
+    uint8_t out[kScopeBytes + 3];
+    encode_key(scope, "abc", 3, out);
+    const CacheScope back = scope_of(out);
+    EXPECT_EQ(back.database, scope.database);
+    EXPECT_EQ(back.role, scope.role);
+    const CacheScope swapped = scope_of(reinterpret_cast<const uint8_t *>(encode({7, 9}, "").data()));
+    EXPECT_EQ(swapped.database, 7u);
+    EXPECT_EQ(swapped.role, 9u);
+}
+
 TEST(EncodeKey, ScopePrefixSelectsTheScope)
 {
     const CacheScope a{16384, 10}, b{16384, 20}, c{16385, 10}, swapped{10, 16384};
