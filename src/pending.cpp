@@ -12,6 +12,7 @@
 extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -126,6 +127,15 @@ void on_xact_event(XactEvent event, void *)
                 remove_where([&now](const PendingEntry *e) { return !(e->mark == now); });
                 write_pending_to_l3();
             }
+            /*
+             * When tusk's own L3 rows are all this transaction wrote, losing
+             * them in a crash loses only cache entries: commit without
+             * waiting for the WAL flush (or a synchronous standby), as
+             * SET LOCAL synchronous_commit = off would.
+             */
+            if (own_write_active && !transaction_has_written() && synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
+                set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+                                  GUC_ACTION_LOCAL, true, 0, false);
             break;
         case XACT_EVENT_COMMIT:
             /* Runs after the commit is durable; nothing here can raise. */

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# make bench: throughput of an L1 hit against its baselines, and the miss-vs-hit
-# speedup of a slow aggregate, measured in one run on a private server and
+# make bench: throughput of an L1 hit against its baselines, the miss-vs-hit
+# speedup of a slow aggregate, an L2 hit against a raw Redis GET, an L3 hit
+# against a primary-key SELECT, and the cost of a miss that fills all three
+# tiers against the query alone, measured in one run on a private server and
 # printed as ratios (absolute figures vary with the machine; ratios less so).
 #
 #   BENCH_SECONDS   length of one pgbench run (default 6)
@@ -148,7 +150,44 @@ awk -v g="$(printf '%s\n' $get_mss | median)" -v l1="$(printf '%s\n' $l1_hits | 
 }'
 
 
-# The cost of a miss (run the query, store it in L1 and L2) against running the
+# L3: a hit served from the table, with L1 refusing the value (about 2 kB,
+# above tusk.l1_max_entry_size = 1kB) and L2 off, against a primary-key
+# SELECT of the same value from an ordinary table, one client each,
+# interleaved rounds.
+run_psql -c "ALTER SYSTEM SET tusk.redis_host = ''" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+run_psql -c "CREATE TABLE bench_kv (id int PRIMARY KEY, v jsonb)" \
+    -c "INSERT INTO bench_kv VALUES (1, '$l2_value')" -c "VACUUM ANALYZE bench_kv" >/dev/null || exit 1
+l3_value=$(run_psql -At -c "SELECT tusk_cached('bench_l3', '1 hour', '$L2_QUERY')") || exit 1
+[ "$l3_value" = "$l2_value" ] || { tusk_log "L3 bench: values differ"; exit 1; }
+printf "SELECT tusk_cached('bench_l3', '1 hour', '%s');\n" "$L2_QUERY" >"$work/l3_hit.sql"
+printf "SELECT v FROM bench_kv WHERE id = 1;\n" >"$work/pk_select.sql"
+l3_ratios=""
+l3_hits=""
+pk_selects=""
+for round in $(seq 1 "$ROUNDS"); do
+    pk=$(pgbench_run "$work/pk_select.sql" -c 1 -T 3 | latency_of)
+    l3_hit=$(pgbench_run "$work/l3_hit.sql" -c 1 -T 3 | latency_of)
+    [ -n "$pk" ] && [ -n "$l3_hit" ] || { tusk_log "L3 runs failed"; exit 1; }
+    l3_ratios+="$(awk -v p="$pk" -v h="$l3_hit" 'BEGIN {print h / p}') "
+    l3_hits+="$l3_hit "
+    pk_selects+="$pk "
+    printf '  round %d: primary-key SELECT %.3f ms, L3 hit %.3f ms\n' "$round" "$pk" "$l3_hit"
+done
+l3_hit_count=$(run_psql -At -c "SELECT hits FROM tusk_cache_stats WHERE tier = 'l3'")
+[ "${l3_hit_count:-0}" -gt 0 ] || { tusk_log "L3 bench: no L3 hits"; exit 1; }
+echo
+echo "| L3 (value of ${#l2_value} bytes of JSON, 1 client) | median of mean latencies |"
+echo "|---|---:|"
+awk -v p="$(printf '%s\n' $pk_selects | median)" -v h="$(printf '%s\n' $l3_hits | median)" \
+    -v r="$(printf '%s\n' $l3_ratios | median)" 'BEGIN {
+    printf "| `SELECT v FROM bench_kv WHERE id = 1` (pgbench) | %.3f ms |\n", p
+    printf "| `tusk_cached` L3 hit (pgbench) | %.3f ms |\n", h
+    printf "\nL3 hit / primary-key SELECT, median of per-round ratios: %.2f\n", r
+}'
+run_psql -c "ALTER SYSTEM RESET tusk.redis_host" -c "SELECT pg_reload_conf()" >/dev/null
+
+# The cost of a miss (run the query, store it in L1, L2 and L3) against running the
 # query alone, for a query of about 10 ms. Interleaved rounds, one client,
 # the ratio is the median of per-round ratios.
 run_psql -c "ALTER SYSTEM RESET tusk.l1_max_entry_size" -c "SELECT pg_reload_conf()" >/dev/null
@@ -177,7 +216,7 @@ for round in $(seq 1 "$ROUNDS"); do
     miss_ratios+="$(awk -v m="$miss" -v p="$plain" 'BEGIN {print m / p}') "
     plain_mss+="$plain "
     miss_mss+="$miss "
-    printf '  round %d: query alone %.3f ms, miss (run + store in L1 and L2) %.3f ms\n' "$round" "$plain" "$miss"
+    printf '  round %d: query alone %.3f ms, miss (run + store in L1, L2 and L3) %.3f ms\n' "$round" "$plain" "$miss"
 done
 echo
 echo "| a query of about 10 ms (1 client) | median of mean latencies |"
@@ -185,6 +224,6 @@ echo "|---|---:|"
 awk -v p="$(printf '%s\n' $plain_mss | median)" -v m="$(printf '%s\n' $miss_mss | median)" \
     -v r="$(printf '%s\n' $miss_ratios | median)" 'BEGIN {
     printf "| the query alone | %.3f ms |\n", p
-    printf "| `tusk_cached` miss: run it, store in L1 and L2 | %.3f ms |\n", m
+    printf "| `tusk_cached` miss: run it, store in L1, L2 and L3 | %.3f ms |\n", m
     printf "\nmiss / query alone, median of per-round ratios: %.2f (goal: at most 1.2)\n", r
 }'

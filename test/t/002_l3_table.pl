@@ -75,8 +75,11 @@ is(hits_by_tier($node), 'l1=1 l2=0 l3=1', 'is an L1 hit (copied up as well)');
 is($node->safe_psql('postgres', qq{SELECT tusk_cached('report', '1 hour', 'SELECT 0 AS other')}),
 	'[{"other": 0}]', 'another query under the key is a miss, not the L3 row');
 
-# A crash (immediate stop) keeps L3: the table is WAL-logged.
+# A crash (immediate stop) keeps L3 rows whose WAL was flushed: the table is
+# WAL-logged. (A fill commits without waiting for the flush; the user's
+# next synchronous commit, or the WAL writer, flushes it.)
 $node->safe_psql('postgres', q{SELECT tusk_cache_set('survivor', '"still here"', '1 hour')});
+$node->safe_psql('postgres', q{CREATE TABLE synchronous_commit_marker ()});
 $node->stop('immediate');
 $node->start;
 redis_cli('FLUSHALL');
@@ -137,6 +140,16 @@ is($standby->safe_psql('postgres', q{SELECT key FROM tusk_cache_l3 ORDER BY key}
 	'the promoted server writes L3');
 is($standby->safe_psql('postgres', q{SELECT tusk_cache_delete('replicated')}), 't',
 	'and deletes from it');
+
+# A fill's L3 row is cache data: its commit does not wait for a synchronous
+# standby (here one that never comes), as a write of the user's would.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET synchronous_standby_names = 'absent_standby'; SELECT pg_reload_conf()});
+($rc, $out, $err) = $node->psql('postgres', q{SELECT tusk_cached('sync', '1 hour', 'SELECT 5 AS five')},
+	timeout => 60);
+is($out, '[{"five": 5}]', 'a fill commits without waiting for the synchronous standby') or diag($err);
+is($node->safe_psql('postgres', q{SELECT count(*) FROM tusk_cache_l3 WHERE key = 'sync'}), '1',
+	'and its L3 row is there');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf()});
 
 $standby->stop;
 $node->stop;
