@@ -216,9 +216,9 @@ struct varlena *cache_lookup(const CacheKey &key, const core::Fingerprint *want,
 }
 
 /*
- * Stores in every tier now (L3 in this transaction), or at commit when this
- * transaction has written data. True when at least one tier keeps (or will
- * keep) the value.
+ * Stores in L1 and L2 now and in L3 at commit, or in every tier at commit
+ * when this transaction has written data. True when at least one tier keeps
+ * (or will keep) the value.
  */
 bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Jsonb *value,
                  int64 ttl, int64 now)
@@ -246,8 +246,11 @@ bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Json
     bool stored = l1_keeps && l1_put(key.l1, fingerprint, raw, expires_at, now);
     if (l2_on && l2_put_encoded(l2_key, l2_value, l2_length, ttl))
         stored = true;
-    if (l3_on && l3_put(key.l1, fingerprint, raw, expires_at, now))
+    if (l3_on) {
+        /* Written to L3 when this transaction commits, in one batch with its other fills. */
+        pending_put_l3(key.l1, fingerprint, raw, expires_at);
         stored = true;
+    }
     return stored;
 }
 
@@ -320,6 +323,7 @@ Datum cache_delete(FunctionCallInfo fcinfo)
     int64 l3_result = l3_delete(key.l1, &why);
     bool in_l3 = l3_removed(l3_result, why, "the key was") > 0;
     bool pending = pending_forget(key.l1);
+    pending_note_invalidation();
     bool in_l1 = l1_delete(key.l1);
     bool in_l2 = false;
     if (l2_enabled()) {
@@ -341,6 +345,7 @@ Datum cache_invalidate(FunctionCallInfo fcinfo)
     int64 l3_result = l3_delete_prefix(prefix, &why);
     uint64 in_l3 = l3_removed(l3_result, why, "the keys were");
     uint64 pending = pending_forget_prefix(prefix.bytes, prefix.length);
+    pending_note_invalidation();
     uint64 in_l1 = l1_delete_prefix(prefix.bytes, prefix.length);
     uint64 in_l2 = 0;
     if (l2_enabled())
@@ -357,6 +362,7 @@ Datum cache_flush(FunctionCallInfo)
     int64 l3_result = l3_delete_all(&why);
     uint64 in_l3 = l3_removed(l3_result, why, "the cache was");
     uint64 pending = pending_forget_prefix(nullptr, 0);
+    pending_note_invalidation();
     uint64 in_l1 = l1_delete_prefix(nullptr, 0);
     uint64 in_l2 = l2_enabled() ? remove_from_l2(l2_prefix_of_everything(), "the cache was") : 0;
     /* A key cached in several tiers counts once: report the largest tier's count. */

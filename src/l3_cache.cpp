@@ -9,25 +9,37 @@
  * The table is found through the extension's schema; a relcache callback
  * makes the next call look again when the table is dropped or altered.
  *
- * Transactions: rows are written in the caller's transaction, so they
- * appear when it commits and vanish when it rolls back. Writes skip
- * read-only transactions and hot standbys, which read the table only.
+ * Transactions: fills are written in the caller's transaction, at its end:
+ * pending.cpp queues them and calls l3_put_batch() at PRE_COMMIT, which
+ * writes them with one statement in a subtransaction. So row locks of
+ * fills are held only while a transaction commits, a transaction that
+ * filled thousands of keys uses one subtransaction, and the rows appear
+ * when it commits or vanish if it rolls back. Fills are skipped in
+ * read-only transactions, on hot standbys and under SERIALIZABLE (whose
+ * commit-time conflict checks must not fail a transaction for cache rows).
  *
- * Waiting: a fill never waits for another transaction. Every write of a
- * key first takes a transaction-level lock on the key's hash (an advisory
- * lock tag of tusk's own class, kKeyLockClass): fills and the sweep try it
- * without waiting and skip the key when another open transaction holds it;
- * tusk_cache_delete waits for it, as a DELETE waits for a row lock. Fills
- * run in a subtransaction with a short lock_timeout as well, which bounds
- * the wait on rows that tusk_cache_invalidate or tusk_cache_flush locked
- * without key locks; any error there skips L3 (counted in errors) instead
- * of failing the call, except a cancel, which is raised again.
+ * Waiting: a fill never waits for long. Its batch runs with a short
+ * lock_timeout (kFillLockTimeout), which only matters when an open
+ * transaction of tusk_cache_delete/invalidate/flush holds the rows: then
+ * the batch is skipped (the rows are being removed anyway). Expired rows
+ * are swept with SKIP LOCKED. A lookup does not wait for a lock on the
+ * table (VACUUM FULL, TRUNCATE): it skips L3. Any other error of a fill
+ * skips L3 (counted in errors, a WARNING at most once a minute per
+ * backend) instead of failing the commit, except a cancel, which is
+ * raised again. Deletes are the user's writes: they wait as DELETE does.
  *
- * Expired rows are never served. Each fill also removes up to
- * kSweepPerFill expired rows (oldest first), so the table cannot grow past
- * its live rows by more than what expires between fills.
+ * Snapshots: lookups read the latest committed rows (plus this
+ * transaction's own deletions), not the transaction's snapshot: under
+ * REPEATABLE READ an old snapshot would bring back rows that were
+ * invalidated since, and copy them up into L1 and L2.
  *
- * Shared state: the l3 counters only, atomics (pg_atomic_uint64), no lock.
+ * Expired rows are never served. Each batch also removes up to
+ * kSweepPerFill expired rows per row it writes (oldest first), so the table
+ * cannot grow past its live rows by more than what expires between fills.
+ *
+ * Shared state: the l3 counters and the invalidation epoch (bumped by every
+ * delete, invalidate and flush, see pending.cpp), atomics
+ * (pg_atomic_uint64), no lock.
  * Plain C-style code: no C++ object with a destructor lives in these frames.
  */
 #include "l3_cache.hpp"
@@ -39,6 +51,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/dependency.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
@@ -60,6 +73,8 @@ extern "C" {
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
+#include "utils/array.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
 
@@ -71,10 +86,8 @@ namespace tusk {
 namespace {
 
 constexpr const char *kTableName = "tusk_cache_l3";
-/* locktag_field4 of tusk's key locks: advisory locks use 1 and 2. */
-constexpr uint16 kKeyLockClass = 0x7475;
 constexpr int kSweepPerFill = 8;
-/* The longest a fill waits for a row lock that no key lock announced. */
+/* The longest a commit's fills wait for a row lock (held by an open delete). */
 constexpr const char *kFillLockTimeout = "50ms";
 
 bool l3_enabled_setting = true;
@@ -85,54 +98,58 @@ struct L3Shared {
     pg_atomic_uint64 sets;
     pg_atomic_uint64 expirations;
     pg_atomic_uint64 errors;
+    pg_atomic_uint64 invalidation_epoch;
 };
 L3Shared *shared = nullptr;
 
-void count(pg_atomic_uint64 L3Shared::*counter, uint64 n = 1)
+void count_rows(pg_atomic_uint64 L3Shared::*counter, uint64 n)
 {
     if (shared != nullptr && n > 0)
         pg_atomic_fetch_add_u64(&(shared->*counter), n);
 }
 
-enum Statement { Get, Put, Delete, DeletePrefix, DeleteAll, SweepFind, SweepDelete, Count, kStatements };
+void count(pg_atomic_uint64 L3Shared::*counter) { count_rows(counter, 1); }
+
+enum Statement { Get, PutBatch, Delete, DeletePrefix, DeleteAll, Sweep, Count, kStatements };
 
 struct StatementText {
     const char *sql;
     int nargs;
-    Oid types[3];
+    Oid types[6];
 };
 
-/* %s is the table's qualified name. Put has six arguments: see put_types. */
+/* %s is the table's qualified name. */
 const StatementText statement_texts[kStatements] = {
     {"SELECT fingerprint, value, expires_at FROM %s"
      " WHERE role_id OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
      2, {OIDOID, TEXTOID}},
     {"INSERT INTO %s AS l3 (role_id, key, fingerprint, value, expires_at, stored_at)"
-     " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT ON CONSTRAINT tusk_cache_l3_pkey DO UPDATE"
+     " SELECT b.role_id, b.key, b.fingerprint, b.value, b.expires_at, $6"
+     " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+     " pg_catalog.unnest($4), pg_catalog.unnest($5)) AS b(role_id, key, fingerprint, value, expires_at)"
+     " ON CONFLICT ON CONSTRAINT tusk_cache_l3_pkey DO UPDATE"
      " SET fingerprint = excluded.fingerprint, value = excluded.value,"
      " expires_at = excluded.expires_at, stored_at = excluded.stored_at",
-     6, {}},
+     6, {OIDARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, JSONBARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID}},
     {"DELETE FROM %s WHERE role_id OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
      2, {OIDOID, TEXTOID}},
     {"DELETE FROM %s WHERE role_id OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.^@) $2",
      2, {OIDOID, TEXTOID}},
     {"DELETE FROM %s", 0, {}},
-    {"SELECT role_id, key FROM %s WHERE expires_at OPERATOR(pg_catalog.<=) $1"
-     " ORDER BY expires_at LIMIT $2",
+    {"DELETE FROM %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+     "SELECT ctid FROM %1$s WHERE expires_at OPERATOR(pg_catalog.<=) $1"
+     " ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
      2, {TIMESTAMPTZOID, INT8OID}},
-    {"DELETE FROM %s WHERE role_id OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-     " AND expires_at OPERATOR(pg_catalog.<=) $3",
-     3, {OIDOID, TEXTOID, TIMESTAMPTZOID}},
     {"SELECT pg_catalog.count(*), pg_catalog.pg_total_relation_size($2) FROM %s"
      " WHERE expires_at OPERATOR(pg_catalog.>) $1",
      2, {TIMESTAMPTZOID, REGCLASSOID}},
 };
-const Oid put_types[6] = {OIDOID, TEXTOID, BYTEAOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 
 /* Backend-local: where the table is, and the plans prepared for it (in CacheMemoryContext). */
 struct Table {
     Oid relid = InvalidOid;
     Oid owner = InvalidOid;
+    Oid schema = InvalidOid;
     char *qualified_name = nullptr; /* in TopMemoryContext */
     SPIPlanPtr plans[kStatements] = {};
 };
@@ -194,7 +211,10 @@ bool find_table()
     table_recheck = false;
     if (table.relid != InvalidOid) {
         Oid owner = owner_of(table.relid);
-        if (owner != InvalidOid) {
+        /* Renamed or moved: the plans name it, so look it up again. */
+        char *name = owner != InvalidOid ? get_rel_name(table.relid) : nullptr;
+        if (name != nullptr && strcmp(name, kTableName) == 0 &&
+            get_rel_namespace(table.relid) == table.schema) {
             table.owner = owner; /* ALTER TABLE ... OWNER TO changes who tusk acts as */
             return true;
         }
@@ -205,7 +225,10 @@ bool find_table()
         return false;
     Oid schema = extension_schema(extension);
     Oid relid = get_relname_relid(kTableName, schema);
-    Oid owner = relid != InvalidOid ? owner_of(relid) : InvalidOid;
+    /* Only the extension's own table: never one that someone else created under its name. */
+    if (relid == InvalidOid || getExtensionOfObject(RelationRelationId, relid) != extension)
+        return false;
+    Oid owner = owner_of(relid);
     char *schema_name = get_namespace_name(schema);
     if (owner == InvalidOid || schema_name == nullptr)
         return false;
@@ -217,6 +240,7 @@ bool find_table()
                                                quote_qualified_identifier(schema_name, kTableName));
     table.relid = relid;
     table.owner = owner;
+    table.schema = schema;
     return true;
 }
 
@@ -227,8 +251,7 @@ SPIPlanPtr plan_for(Statement statement)
         return table.plans[statement];
     const StatementText &text = statement_texts[statement];
     char *sql = psprintf(text.sql, table.qualified_name);
-    const Oid *types = statement == Put ? put_types : text.types;
-    SPIPlanPtr plan = SPI_prepare(sql, text.nargs, const_cast<Oid *>(types));
+    SPIPlanPtr plan = SPI_prepare(sql, text.nargs, const_cast<Oid *>(text.types));
     if (plan == nullptr)
         elog(ERROR, "tusk: could not prepare an L3 statement: %s", SPI_result_code_string(SPI_result));
     SPI_keepplan(plan);
@@ -306,7 +329,7 @@ template <typename Write> bool write_in_subtransaction(Write &&write)
     PG_END_TRY();
     if (error == nullptr)
         return wrote;
-    if (error->sqlerrcode == ERRCODE_QUERY_CANCELED || error->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+    if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
         ReThrowError(error);
     if (error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE) {
         /* Unexpected (the table damaged or gone, no disk space): say so, once a minute per backend. */
@@ -322,14 +345,6 @@ template <typename Write> bool write_in_subtransaction(Write &&write)
     }
     FreeErrorData(error);
     return false;
-}
-
-/* The transaction-level lock on a key's hash; dontWait makes it a try. */
-bool lock_key(uint64 hash, bool dont_wait)
-{
-    LOCKTAG tag;
-    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, uint32(hash >> 32), uint32(hash), kKeyLockClass);
-    return LockAcquire(&tag, ExclusiveLock, false, dont_wait) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 Datum role_datum(const EncodedKey &key)
@@ -371,31 +386,6 @@ bool fingerprint_from(Datum datum, core::Fingerprint *out)
     return true;
 }
 
-/* Removes up to kSweepPerFill expired rows whose key lock is free; how many. SPI connected. */
-uint64 sweep_expired(int64 now)
-{
-    Datum find_args[2] = {TimestampTzGetDatum(now), Int64GetDatum(kSweepPerFill)};
-    execute(SweepFind, find_args, false, 0, SPI_OK_SELECT);
-    SPITupleTable *found = SPI_tuptable;
-    uint64 rows = SPI_processed;
-    uint64 removed = 0;
-    for (uint64 i = 0; i < rows; i++) {
-        bool null;
-        Oid role = DatumGetObjectId(SPI_getbinval(found->vals[i], found->tupdesc, 1, &null));
-        text *user_key = DatumGetTextPP(SPI_getbinval(found->vals[i], found->tupdesc, 2, &null));
-        size_t length = VARSIZE_ANY_EXHDR(user_key);
-        auto *encoded = static_cast<uint8_t *>(palloc(core::kScopeBytes + length));
-        size_t encoded_length = core::encode_key(core::CacheScope{MyDatabaseId, role},
-                                                 VARDATA_ANY(user_key), length, encoded);
-        if (!lock_key(core::key_hash(encoded, encoded_length), true))
-            continue;
-        Datum args[3] = {ObjectIdGetDatum(role), PointerGetDatum(user_key), TimestampTzGetDatum(now)};
-        execute(SweepDelete, args, false, 0, SPI_OK_DELETE);
-        removed += SPI_processed;
-    }
-    return removed;
-}
-
 /* Why L3 cannot be written now, or None. */
 L3Refusal write_refusal()
 {
@@ -407,7 +397,7 @@ L3Refusal write_refusal()
 }
 
 /* Runs a delete statement with args as a write of tusk's own; rows removed or -1. */
-int64 run_delete(Statement statement, Datum *args, L3Refusal *why, const uint64 *key_hash)
+int64 run_delete(Statement statement, Datum *args, L3Refusal *why)
 {
     *why = L3Refusal::None;
     if (!find_table())
@@ -419,8 +409,6 @@ int64 run_delete(Statement statement, Datum *args, L3Refusal *why, const uint64 
         return -1;
     }
     TuskWriteToken token = tusk_write_begin();
-    if (key_hash != nullptr)
-        lock_key(*key_hash, false); /* waits for a transaction that is writing the key */
     uint64 removed = 0;
     as_table_owner([&] {
         execute(statement, args, false, 0, SPI_OK_DELETE);
@@ -455,6 +443,7 @@ void l3_startup_shmem()
         pg_atomic_init_u64(&shared->sets, 0);
         pg_atomic_init_u64(&shared->expirations, 0);
         pg_atomic_init_u64(&shared->errors, 0);
+        pg_atomic_init_u64(&shared->invalidation_epoch, 0);
     }
     LWLockRelease(AddinShmemInitLock);
 }
@@ -466,7 +455,7 @@ bool l3_enabled()
 
 bool l3_writable()
 {
-    return l3_enabled() && write_refusal() == L3Refusal::None;
+    return l3_enabled() && write_refusal() == L3Refusal::None && !IsolationIsSerializable();
 }
 
 Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, int64 *expires_at,
@@ -474,14 +463,22 @@ Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, i
 {
     if (!l3_enabled())
         return nullptr;
+    /* Never wait for the table (VACUUM FULL, TRUNCATE, a DROP in progress): skip L3. */
+    if (!ConditionalLockRelationOid(table.relid, AccessShareLock)) {
+        count(&L3Shared::misses);
+        return nullptr;
+    }
     Datum args[2] = {role_datum(key), user_key_datum(key)};
     MemoryContext caller = CurrentMemoryContext;
     Jsonb *value = nullptr;
     core::Fingerprint stored;
     TimestampTz stored_expiry = 0;
     as_table_owner([&] {
-        /* A fresh snapshot: it sees what this statement removed or wrote before. */
-        execute(Get, args, false, 1, SPI_OK_SELECT);
+        /* The latest committed rows, and this transaction's own deletions (see the header). */
+        int rc = SPI_execute_snapshot(plan_for(Get), args, nullptr, GetLatestSnapshot(),
+                                      InvalidSnapshot, true, false, 1);
+        if (rc != SPI_OK_SELECT)
+            elog(ERROR, "tusk: L3 lookup failed: %s", SPI_result_code_string(rc));
         if (SPI_processed != 1)
             return;
         HeapTuple row = SPI_tuptable->vals[0];
@@ -508,52 +505,84 @@ Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, i
     return value;
 }
 
-bool l3_put(const EncodedKey &key, const core::Fingerprint &fingerprint, const struct varlena *value,
-            int64 expires_at, int64 now)
+/* The rows as the six arrays (and the time) the PutBatch statement takes. */
+void batch_args(const L3Row *rows, int count, int64 now, Datum *args)
 {
-    if (!l3_writable())
-        return false;
-    Datum args[6] = {role_datum(key),
-                     user_key_datum(key),
-                     fingerprint_datum(fingerprint),
-                     PointerGetDatum(value),
-                     TimestampTzGetDatum(expires_at),
-                     TimestampTzGetDatum(now)};
-    uint64 hash = key.hash;
-    uint64 swept = 0;
+    Datum *roles = static_cast<Datum *>(palloc(sizeof(Datum) * count));
+    Datum *keys = static_cast<Datum *>(palloc(sizeof(Datum) * count));
+    Datum *fingerprints = static_cast<Datum *>(palloc(sizeof(Datum) * count));
+    Datum *values = static_cast<Datum *>(palloc(sizeof(Datum) * count));
+    Datum *expiries = static_cast<Datum *>(palloc(sizeof(Datum) * count));
+    for (int i = 0; i < count; i++) {
+        roles[i] = role_datum(rows[i].key);
+        keys[i] = user_key_datum(rows[i].key);
+        fingerprints[i] = fingerprint_datum(rows[i].fingerprint);
+        values[i] = PointerGetDatum(rows[i].value);
+        expiries[i] = TimestampTzGetDatum(rows[i].expires_at);
+    }
+    args[0] = PointerGetDatum(construct_array(roles, count, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+    args[1] = PointerGetDatum(construct_array(keys, count, TEXTOID, -1, false, TYPALIGN_INT));
+    args[2] = PointerGetDatum(construct_array(fingerprints, count, BYTEAOID, -1, false, TYPALIGN_INT));
+    args[3] = PointerGetDatum(construct_array(values, count, JSONBOID, -1, false, TYPALIGN_INT));
+    args[4] = PointerGetDatum(construct_array(expiries, count, TIMESTAMPTZOID, sizeof(TimestampTz),
+                                              FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+    args[5] = TimestampTzGetDatum(now);
+}
+
+int64 l3_put_batch(const L3Row *rows, int count, int64 now)
+{
+    if (count <= 0 || !l3_writable())
+        return 0;
+    Datum args[6];
+    batch_args(rows, count, now, args);
+    Datum sweep_args[2] = {TimestampTzGetDatum(now), Int64GetDatum(int64(kSweepPerFill) * count)};
+    uint64 written = 0, swept = 0;
     TuskWriteToken token = tusk_write_begin();
-    bool wrote = write_in_subtransaction([&]() -> bool {
-        if (!lock_key(hash, true))
-            return false; /* another open transaction is writing this key */
+    bool ok = write_in_subtransaction([&]() -> bool {
+        /* A table locked by VACUUM FULL or TRUNCATE: skip, never wait. */
+        if (!ConditionalLockRelationOid(table.relid, RowExclusiveLock))
+            return false;
         as_table_owner([&] {
-            execute(Put, args, false, 0, SPI_OK_INSERT);
-            swept = sweep_expired(now);
+            execute(PutBatch, args, false, 0, SPI_OK_INSERT);
+            written = SPI_processed;
+            execute(Sweep, sweep_args, false, 0, SPI_OK_DELETE);
+            swept = SPI_processed;
         });
         return true;
     });
     tusk_write_end(token);
-    if (wrote) {
-        count(&L3Shared::sets);
-        count(&L3Shared::expirations, swept);
-    }
-    return wrote;
+    if (!ok)
+        return 0;
+    count_rows(&L3Shared::sets, written);
+    count_rows(&L3Shared::expirations, swept);
+    return int64(written);
 }
 
 int l3_delete(const EncodedKey &key, L3Refusal *why)
 {
     Datum args[2] = {role_datum(key), user_key_datum(key)};
-    return int(run_delete(Delete, args, why, &key.hash));
+    return int(run_delete(Delete, args, why));
 }
 
 int64 l3_delete_prefix(const EncodedKey &prefix, L3Refusal *why)
 {
     Datum args[2] = {role_datum(prefix), user_key_datum(prefix)};
-    return run_delete(DeletePrefix, args, why, nullptr);
+    return run_delete(DeletePrefix, args, why);
 }
 
 int64 l3_delete_all(L3Refusal *why)
 {
-    return run_delete(DeleteAll, nullptr, why, nullptr);
+    return run_delete(DeleteAll, nullptr, why);
+}
+
+uint64 l3_invalidation_epoch()
+{
+    return shared != nullptr ? pg_atomic_read_u64(&shared->invalidation_epoch) : 0;
+}
+
+uint64 l3_bump_invalidation_epoch()
+{
+    return shared != nullptr ? pg_atomic_fetch_add_u64(&shared->invalidation_epoch, 1) : 0;
 }
 
 void l3_stats(L3Stats &out, int64 *entries, int64 *bytes)

@@ -39,7 +39,10 @@ void l3_startup_shmem();
 /* True when tusk.l3_enabled is on and this database has the table. */
 bool l3_enabled();
 
-/* True when L3 is enabled and this transaction may write it (not read-only, not a standby). */
+/*
+ * True when L3 is enabled and this transaction may fill it (not read-only,
+ * not a standby, not SERIALIZABLE).
+ */
 bool l3_writable();
 
 /*
@@ -50,19 +53,27 @@ bool l3_writable();
 Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, int64 *expires_at,
               core::Fingerprint *found);
 
-/*
- * Writes key's value (insert or replace) in the current transaction, and
- * removes a few expired rows while at it. Never waits for another
- * transaction: if one is writing the same key, this write is skipped.
- * False when nothing was written (skipped, or an error, counted and
- * logged); a query cancel still raises.
- */
-bool l3_put(const EncodedKey &key, const core::Fingerprint &fingerprint, const struct varlena *value,
-            int64 expires_at, int64 now);
+/* One row of a commit-time batch. */
+struct L3Row {
+    EncodedKey key;
+    core::Fingerprint fingerprint;
+    const struct varlena *value;
+    int64 expires_at;
+};
 
 /*
- * Removes key, waiting for a transaction that is writing it. 1 if a row was
- * removed, 0 if there was none, -1 if L3 could not be changed (*why says why).
+ * Writes the rows (insert or replace; keys must be distinct) in the current
+ * transaction, in one statement, and removes expired rows while at it; for
+ * PRE_COMMIT (pending.cpp). Never waits long (see l3_cache.cpp). Returns
+ * how many rows were written: 0 when skipped, or after an error (counted
+ * and logged). A query cancel still raises.
+ */
+int64 l3_put_batch(const L3Row *rows, int count, int64 now);
+
+/*
+ * Removes key (waiting, as DELETE does, for a transaction that holds its
+ * row). 1 if a row was removed, 0 if there was none, -1 if L3 could not be
+ * changed (*why says why).
  */
 int l3_delete(const EncodedKey &key, L3Refusal *why);
 
@@ -78,5 +89,13 @@ int64 l3_delete_all(L3Refusal *why);
  */
 void l3_stats(L3Stats &out, int64 *entries, int64 *bytes);
 void l3_reset_counters();
+
+/*
+ * A server-wide counter bumped by every delete, invalidate and flush: a
+ * value computed before a bump may be what was invalidated, so its
+ * commit-time write is dropped (pending.cpp).
+ */
+uint64 l3_invalidation_epoch();
+uint64 l3_bump_invalidation_epoch(); /* returns the epoch before the bump */
 
 }  // namespace tusk

@@ -41,6 +41,8 @@ struct PendingEntry {
     int64 expires_at;
     SubTransactionId subxact;
     WriteMark mark;   /* when the value was computed */
+    uint64 epoch;     /* l3_invalidation_epoch() then */
+    bool shared_now;  /* already in L1 and L2 (a reading transaction's fill): only L3 waits */
     char *l2_key;     /* nullptr when L2 was off */
     char *l2_value;
     size_t l2_length;
@@ -84,21 +86,27 @@ template <typename Pred> uint64 remove_where(Pred pred)
     return removed;
 }
 
-/* Writes the fresh pending values to L3, in the committing transaction. */
+/* Writes the pending values to L3 in one batch, in the committing transaction. */
 void write_pending_to_l3()
 {
-    if (!l3_writable())
+    if (pending_head == nullptr || !l3_writable())
         return;
     int64 now = GetCurrentTimestamp();
+    int count = 0;
+    for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
+        count++;
+    auto *rows = static_cast<L3Row *>(palloc(sizeof(L3Row) * count));
+    int n = 0;
+    for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
+        if (e->expires_at > now)
+            rows[n++] = L3Row{EncodedKey{e->key, e->key_length, e->hash}, e->fingerprint, e->value,
+                              e->expires_at};
+    }
     /* The statements are over: SPI needs a snapshot of its own here. */
     PushActiveSnapshot(GetTransactionSnapshot());
-    for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
-        if (e->expires_at <= now)
-            continue;
-        EncodedKey key{e->key, e->key_length, e->hash};
-        l3_put(key, e->fingerprint, e->value, e->expires_at, now);
-    }
+    l3_put_batch(rows, n, now);
     PopActiveSnapshot();
+    pfree(rows);
 }
 
 void publish_pending()
@@ -107,7 +115,7 @@ void publish_pending()
     bool l2_usable = true; /* after one failure (or a cancel) the rest skip L2 */
     /* Oldest first would be the same: keys are unique in the list. */
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
-        if (e->expires_at <= now)
+        if (e->shared_now || e->expires_at <= now)
             continue;
         EncodedKey key{e->key, e->key_length, e->hash};
         l1_put(key, e->fingerprint, e->value, e->expires_at, now);
@@ -123,19 +131,30 @@ void on_xact_event(XactEvent event, void *)
         case XACT_EVENT_PRE_COMMIT:
             /* Last chance to see the write mark: the commit resets XactLastRecEnd. */
             if (pending_head != nullptr) {
+                /*
+                 * Drop what the transaction's own later writes made stale, and
+                 * whatever was computed before a delete, invalidate or flush
+                 * (of any session) that came after it: it may be what was removed.
+                 */
                 WriteMark now = current_write_mark();
-                remove_where([&now](const PendingEntry *e) { return !(e->mark == now); });
+                uint64 epoch = l3_invalidation_epoch();
+                remove_where([&now, epoch](const PendingEntry *e) {
+                    return (!e->shared_now && !(e->mark == now)) || e->epoch != epoch;
+                });
+                bool had_xid = TransactionIdIsValid(GetTopTransactionIdIfAny());
                 write_pending_to_l3();
+                /*
+                 * When these L3 rows are all the transaction wrote, a crash
+                 * would lose only cache entries: commit without waiting for
+                 * the WAL flush or a synchronous standby, as SET LOCAL
+                 * synchronous_commit = off would. (Deletes are not such
+                 * writes: a lost delete would bring a stale row back.)
+                 */
+                if (!had_xid && TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
+                    synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
+                    set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+                                      GUC_ACTION_LOCAL, true, 0, false);
             }
-            /*
-             * When tusk's own L3 rows are all this transaction wrote, losing
-             * them in a crash loses only cache entries: commit without
-             * waiting for the WAL flush (or a synchronous standby), as
-             * SET LOCAL synchronous_commit = off would.
-             */
-            if (own_write_active && !transaction_has_written() && synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
-                set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
-                                  GUC_ACTION_LOCAL, true, 0, false);
             break;
         case XACT_EVENT_COMMIT:
             /* Runs after the commit is durable; nothing here can raise. */
@@ -200,9 +219,10 @@ void pending_register_callbacks()
     RegisterSubXactCallback(on_subxact_event, nullptr);
 }
 
-void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                 const struct varlena *value, int64 expires_at, const char *l2_key,
-                 const char *l2_value, size_t l2_length)
+namespace {
+
+PendingEntry *new_entry(const EncodedKey &key, const core::Fingerprint &fingerprint,
+                        const struct varlena *value, int64 expires_at, bool shared_now)
 {
     pending_forget(key);
     MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
@@ -218,23 +238,54 @@ void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
     e->expires_at = expires_at;
     e->subxact = GetCurrentSubTransactionId();
     e->mark = current_write_mark();
-    e->l2_key = l2_key != nullptr ? pstrdup(l2_key) : nullptr;
+    e->epoch = l3_invalidation_epoch();
+    e->shared_now = shared_now;
+    e->l2_key = nullptr;
     e->l2_value = nullptr;
-    e->l2_length = l2_length;
-    if (l2_key != nullptr) {
-        e->l2_value = static_cast<char *>(palloc(l2_length + 1));
-        std::memcpy(e->l2_value, l2_value, l2_length);
-        e->l2_value[l2_length] = '\0';
-    }
+    e->l2_length = 0;
     e->next = pending_head;
     pending_head = e;
+    MemoryContextSwitchTo(old);
+    return e;
+}
+
+}  // namespace
+
+void pending_put_l3(const EncodedKey &key, const core::Fingerprint &fingerprint,
+                    const struct varlena *value, int64 expires_at)
+{
+    new_entry(key, fingerprint, value, expires_at, true);
+}
+
+void pending_note_invalidation()
+{
+    uint64 before = l3_bump_invalidation_epoch();
+    /* The caller forgot its own entries that the invalidation matched; the rest stay valid. */
+    for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
+        if (e->epoch == before)
+            e->epoch = before + 1;
+}
+
+void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
+                 const struct varlena *value, int64 expires_at, const char *l2_key,
+                 const char *l2_value, size_t l2_length)
+{
+    PendingEntry *e = new_entry(key, fingerprint, value, expires_at, false);
+    if (l2_key == nullptr)
+        return;
+    MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+    e->l2_key = pstrdup(l2_key);
+    e->l2_length = l2_length;
+    e->l2_value = static_cast<char *>(palloc(l2_length + 1));
+    std::memcpy(e->l2_value, l2_value, l2_length);
+    e->l2_value[l2_length] = '\0';
     MemoryContextSwitchTo(old);
 }
 
 struct varlena *pending_get(const EncodedKey &key, const core::Fingerprint *want, int64 now)
 {
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
-        if (!same_key(e, key))
+        if (e->shared_now || !same_key(e, key))
             continue;
         if (!(e->mark == current_write_mark())) {
             /* The transaction wrote after computing it: stale, also for itself. */
@@ -262,9 +313,15 @@ uint64 pending_forget_prefix(const void *prefix, uint32 length)
 {
     if (pending_head == nullptr)
         return 0;
-    return remove_where([prefix, length](const PendingEntry *e) {
-        return e->key_length >= length && std::memcmp(e->key, prefix, length) == 0;
+    /* Values also in L1 and L2 already are counted there, not here. */
+    uint64 only_here = 0;
+    remove_where([prefix, length, &only_here](const PendingEntry *e) {
+        bool match = e->key_length >= length && std::memcmp(e->key, prefix, length) == 0;
+        if (match && !e->shared_now)
+            only_here++;
+        return match;
     });
+    return only_here;
 }
 
 }  // namespace tusk

@@ -15,7 +15,10 @@
  * they neither make the transaction "written" nor make pending values stale.
  *
  * At PRE_COMMIT the values that are still fresh are written to L3 (in the
- * committing transaction); at COMMIT they go to L1 and L2.
+ * committing transaction); at COMMIT they go to L1 and L2. A transaction that
+ * has not written stores its values in L1 and L2 at once, and queues them
+ * here for L3 only (pending_put_l3). A value computed before any session's
+ * delete, invalidate or flush that happened before PRE_COMMIT is dropped.
  * Backend-local; lives in TopTransactionContext.
  */
 #pragma once
@@ -59,10 +62,27 @@ void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
                  const struct varlena *value, int64 expires_at, const char *l2_key,
                  const char *l2_value, size_t l2_length);
 
+/*
+ * Queues a value that a reading transaction already stored in L1 and L2
+ * for L3, written when the transaction commits (never served from here).
+ */
+void pending_put_l3(const EncodedKey &key, const core::Fingerprint &fingerprint,
+                    const struct varlena *value, int64 expires_at);
+
+/*
+ * Call after a delete, invalidate or flush (and after forgetting the
+ * matching pending values): other sessions' values computed before it
+ * are then not written to L3 at their commit.
+ */
+void pending_note_invalidation();
+
 /* A palloc'd copy of the pending value, or nullptr. want == nullptr accepts any fingerprint. */
 struct varlena *pending_get(const EncodedKey &key, const core::Fingerprint *want, int64 now);
 
-/* Forgets pending values for key, or for every key starting with prefix. */
+/*
+ * Forgets pending values for key, or for every key starting with prefix
+ * (returning how many of them were in no shared tier yet).
+ */
 bool pending_forget(const EncodedKey &key);
 uint64 pending_forget_prefix(const void *prefix, uint32 length);
 

@@ -86,15 +86,20 @@ redis_cli('FLUSHALL');
 is($node->safe_psql('postgres', q{SELECT tusk_cache_get('survivor')}), '"still here"',
 	'after a crash the value comes from L3');
 
-# A fill does not wait for another session's open transaction that holds the key.
+# Fills reach L3 when their transaction commits, and never wait for another
+# session's open transaction.
 my $holder = $node->background_psql('postgres');
 $holder->query_safe(q{BEGIN});
 $holder->query_safe(q{SELECT tusk_cache_set('held', '"holder"', '1 hour')});
+is($node->safe_psql('postgres', q{SELECT count(*) FROM tusk_cache_l3 WHERE key = 'held'}), '0',
+	'an open transaction\'s fill is not in L3 yet');
 is($node->safe_psql('postgres', q{SET lock_timeout = '30s'; SELECT tusk_cache_set('held', '"other"', '1 hour')}),
-	't', 'a fill of a key another open transaction wrote answers at once');
+	't', 'another session fills the same key without waiting');
+is($node->safe_psql('postgres', q{SELECT value FROM tusk_cache_l3 WHERE key = 'held'}), '"other"',
+	'and its row is there when it commits');
 $holder->query_safe(q{COMMIT});
 is($node->safe_psql('postgres', q{SELECT value FROM tusk_cache_l3 WHERE key = 'held'}), '"holder"',
-	'L3 keeps the first writer\'s row; the other skipped L3');
+	'the later commit replaces it');
 # Nor for rows that tusk_cache_invalidate of an open transaction is removing.
 $holder->query_safe(q{BEGIN});
 $holder->query_safe(q{SELECT tusk_cache_invalidate('he')});
