@@ -140,7 +140,7 @@ BEGIN
 END $$;
 
 \echo
-\echo '== tusk_cache_stats: L1 in shared memory, L2 in Redis'
+\echo '== tusk_cache_stats: L1 in shared memory, L2 in Redis, L3 in a table'
 SELECT tier, entries, pg_size_pretty(bytes) AS bytes, pg_size_pretty(capacity_bytes) AS capacity,
        hits, misses, sets, evictions, expirations, errors
 FROM tusk_cache_stats;
@@ -159,6 +159,26 @@ run_psql <<'SQL'
 \pset footer off
 \set report 'SELECT customer, region, count(*) AS orders, sum(amount) AS revenue FROM orders WHERE placed_at >= ''2026-01-01'' GROUP BY customer, region ORDER BY revenue DESC LIMIT 10'
 \echo '-- first call after the restart: an L2 hit from Redis, copied back into L1'
+\timing on
+SELECT jsonb_array_length(tusk_cached('top_customers_2026', '5 min', :'report')) AS rows;
+\echo '-- second call: an L1 hit again'
+SELECT jsonb_array_length(tusk_cached('top_customers_2026', '5 min', :'report')) AS rows;
+\timing off
+SELECT tier, hits, misses, sets, errors FROM tusk_cache_stats;
+SQL
+rc=$?
+[ $rc -eq 0 ] || exit $rc
+
+say "Restarting PostgreSQL and emptying Redis: L1 and L2 are gone, the L3 table is not"
+as_server_user "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w restart >/dev/null || exit 1
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" FLUSHALL >/dev/null || exit 1
+run_psql <<'SQL'
+\pset footer off
+\set report 'SELECT customer, region, count(*) AS orders, sum(amount) AS revenue FROM orders WHERE placed_at >= ''2026-01-01'' GROUP BY customer, region ORDER BY revenue DESC LIMIT 10'
+\echo '-- the row in tusk_cache_l3 (readable by the extension owner only):'
+SELECT key, pg_size_pretty(pg_column_size(value)::bigint) AS value_size, expires_at - now() AS ttl_left
+FROM tusk_cache_l3 WHERE key = 'top_customers_2026';
+\echo '-- first call: an L3 hit from the table, copied back into L2 and L1'
 \timing on
 SELECT jsonb_array_length(tusk_cached('top_customers_2026', '5 min', :'report')) AS rows;
 \echo '-- second call: an L1 hit again'
