@@ -153,12 +153,12 @@ redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --scan --pattern 'tusk:*top_customers*'
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" GET 'tusk:postgres:postgres:top_customers_2026' | cut -c 1-160
 echo "   ... (ttl: $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" PTTL 'tusk:postgres:postgres:top_customers_2026') ms left)"
 
-say "Restarting PostgreSQL: shared memory (L1) is gone, Redis (L2) is not"
-as_server_user "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w restart >/dev/null || exit 1
-run_psql <<'SQL'
+# The report twice after a restart: the first call from the tier named in $1, then L1.
+report_after_restart() {
+    run_psql -v first="-- first call: $1" <<'SQL'
 \pset footer off
 \set report 'SELECT customer, region, count(*) AS orders, sum(amount) AS revenue FROM orders WHERE placed_at >= ''2026-01-01'' GROUP BY customer, region ORDER BY revenue DESC LIMIT 10'
-\echo '-- first call after the restart: an L2 hit from Redis, copied back into L1'
+\echo :first
 \timing on
 SELECT jsonb_array_length(tusk_cached('top_customers_2026', '5 min', :'report')) AS rows;
 \echo '-- second call: an L1 hit again'
@@ -166,26 +166,18 @@ SELECT jsonb_array_length(tusk_cached('top_customers_2026', '5 min', :'report'))
 \timing off
 SELECT tier, hits, misses, sets, errors FROM tusk_cache_stats;
 SQL
-rc=$?
-[ $rc -eq 0 ] || exit $rc
+}
+
+say "Restarting PostgreSQL: shared memory (L1) is gone, Redis (L2) is not"
+as_server_user "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w restart >/dev/null || exit 1
+report_after_restart "an L2 hit from Redis, copied back into L1" || exit 1
 
 say "Restarting PostgreSQL and emptying Redis: L1 and L2 are gone, the L3 table is not"
 as_server_user "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w restart >/dev/null || exit 1
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" FLUSHALL >/dev/null || exit 1
-run_psql <<'SQL'
-\pset footer off
-\set report 'SELECT customer, region, count(*) AS orders, sum(amount) AS revenue FROM orders WHERE placed_at >= ''2026-01-01'' GROUP BY customer, region ORDER BY revenue DESC LIMIT 10'
-\echo '-- the row in tusk_cache_l3 (readable by the extension owner only):'
-SELECT key, pg_size_pretty(pg_column_size(value)::bigint) AS value_size, expires_at - now() AS ttl_left
-FROM tusk_cache_l3 WHERE key = 'top_customers_2026';
-\echo '-- first call: an L3 hit from the table, copied back into L2 and L1'
-\timing on
-SELECT jsonb_array_length(tusk_cached('top_customers_2026', '5 min', :'report')) AS rows;
-\echo '-- second call: an L1 hit again'
-SELECT jsonb_array_length(tusk_cached('top_customers_2026', '5 min', :'report')) AS rows;
-\timing off
-SELECT tier, hits, misses, sets, errors FROM tusk_cache_stats;
-SQL
+run_psql -c "SELECT key, pg_size_pretty(pg_column_size(value)::bigint) AS value_size, expires_at - now() AS ttl_left
+             FROM tusk_cache_l3 WHERE key = 'top_customers_2026'" || exit 1
+report_after_restart "an L3 hit from the table, copied back into L2 and L1"
 rc=$?
 say "Done: servers stopped, temporary files removed."
 exit $rc
