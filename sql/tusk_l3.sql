@@ -99,6 +99,19 @@ SELECT tusk_cache_set('t7', '7', '5 min') AS stored;
 SELECT tusk_cache_get('t7');
 COMMIT;
 SELECT count(*) AS serializable_rows FROM tusk_cache_l3 WHERE key = 't7';
+-- nor do REPEATABLE READ transactions (a row refreshed since their snapshot would fail the commit)
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT tusk_cache_set('t9', '9', '5 min') AS stored;
+COMMIT;
+SELECT count(*) AS repeatable_read_rows FROM tusk_cache_l3 WHERE key = 't9';
+-- a value set by hand does not go stale when the transaction writes afterwards
+BEGIN;
+INSERT INTO l3_items VALUES (11, 'item 11');
+SELECT tusk_cache_set('t10', '10', '5 min') AS stored;
+INSERT INTO l3_items VALUES (12, 'item 12');
+COMMIT;
+SELECT value FROM tusk_cache_l3 WHERE key = 't10';
+SELECT tusk_cache_get('t10');
 -- a delete in the same transaction drops the queued fill
 BEGIN;
 SELECT tusk_cache_set('t8', '8', '5 min') AS stored;

@@ -183,21 +183,30 @@ uint64 l3_removed(int64 removed, L3Refusal why, const char *what)
     return 0;
 }
 
-/* Looks key up in the shared tiers: L1, then L2, then L3; a lower tier's hit is copied up. */
+/*
+ * Looks key up in the shared tiers: L1, then L2, then L3. A lower tier's
+ * hit is copied up, unless a delete, invalidate or flush ran meanwhile
+ * (the hit may be what it removed) or, from L3, some transaction is
+ * deleting or replacing the row: the hit is served, not spread.
+ */
 struct varlena *shared_lookup(const CacheKey &key, const core::Fingerprint *want, int64 now)
 {
     if (struct varlena *hit = l1_get(key.l1, want, now, nullptr))
         return hit;
+    uint64 epoch = l3_invalidation_epoch();
     int64 expires_at;
     core::Fingerprint found;
     if (l2_enabled()) {
         if (Jsonb *hit = l2_get(key.l2_name(), want, now, &expires_at, &found)) {
-            copy_up(key, found, hit, expires_at, now, false);
+            if (l3_invalidation_epoch() == epoch)
+                copy_up(key, found, hit, expires_at, now, false);
             return reinterpret_cast<struct varlena *>(hit);
         }
     }
-    if (Jsonb *hit = l3_get(key.l1, want, now, &expires_at, &found)) {
-        copy_up(key, found, hit, expires_at, now, true);
+    bool settled = false;
+    if (Jsonb *hit = l3_get(key.l1, want, now, &expires_at, &found, &settled)) {
+        if (settled && l3_invalidation_epoch() == epoch)
+            copy_up(key, found, hit, expires_at, now, true);
         return reinterpret_cast<struct varlena *>(hit);
     }
     return nullptr;
@@ -218,10 +227,11 @@ struct varlena *cache_lookup(const CacheKey &key, const core::Fingerprint *want,
 /*
  * Stores in L1 and L2 now and in L3 at commit, or in every tier at commit
  * when this transaction has written data. True when at least one tier keeps
- * (or will keep) the value.
+ * (or will keep) the value. epoch is l3_invalidation_epoch() from before
+ * the value was computed; explicit_value: it came from tusk_cache_set.
  */
 bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Jsonb *value,
-                 int64 ttl, int64 now)
+                 int64 ttl, int64 now, uint64 epoch, bool explicit_value)
 {
     int64 expires_at = core::expiry_time(now, ttl);
     auto *raw = reinterpret_cast<struct varlena *>(value);
@@ -240,7 +250,8 @@ bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Json
     char *l2_value = l2_on ? l2_encode(fingerprint, value, &l2_length) : nullptr;
     if (transaction_has_written()) {
         /* Written to L3 when the transaction commits, then to L1 and L2. */
-        pending_put(key.l1, fingerprint, raw, expires_at, l2_key, l2_value, l2_length);
+        pending_put(key.l1, fingerprint, raw, expires_at, epoch, explicit_value, l2_key, l2_value,
+                    l2_length);
         return true;
     }
     bool stored = l1_keeps && l1_put(key.l1, fingerprint, raw, expires_at, now);
@@ -248,7 +259,7 @@ bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Json
         stored = true;
     if (l3_on) {
         /* Written to L3 when this transaction commits, in one batch with its other fills. */
-        pending_put_l3(key.l1, fingerprint, raw, expires_at);
+        pending_put_l3(key.l1, fingerprint, raw, expires_at, epoch, explicit_value);
         stored = true;
     }
     return stored;
@@ -271,6 +282,7 @@ Datum cached(FunctionCallInfo fcinfo)
         PG_RETURN_POINTER(hit);
 
     char *sql = text_to_cstring(query);
+    uint64 epoch = l3_invalidation_epoch(); /* before the query reads anything */
     Jsonb *rows = pg_call([sql, params] { return run_query_as_jsonb(sql, params); });
     /*
      * Under REPEATABLE READ and SERIALIZABLE the rows come from the snapshot
@@ -278,7 +290,7 @@ Datum cached(FunctionCallInfo fcinfo)
      * invalidations) committed since: such rows are returned, never stored.
      */
     if (!IsolationUsesXactSnapshot())
-        cache_store(key, fingerprint, rows, ttl, GetCurrentTimestamp());
+        cache_store(key, fingerprint, rows, ttl, GetCurrentTimestamp(), epoch, false);
     PG_RETURN_JSONB_P(rows);
 }
 
@@ -309,7 +321,7 @@ Datum cache_set(FunctionCallInfo fcinfo)
     int64 ttl = ttl_micros(PG_GETARG_INTERVAL_P(2));
     /* A value set by hand has no query behind it: tusk_cached treats it as a miss. */
     core::Fingerprint none;
-    bool stored = cache_store(key, none, value, ttl, GetCurrentTimestamp());
+    bool stored = cache_store(key, none, value, ttl, GetCurrentTimestamp(), l3_invalidation_epoch(), true);
     PG_RETURN_BOOL(stored);
 }
 
@@ -318,12 +330,12 @@ Datum cache_delete(FunctionCallInfo fcinfo)
     require_preloaded();
     require_arg(fcinfo, 0, "key");
     CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
-    /* L3 first: it may wait for a transaction that is writing the key. */
+    /* First the epoch (no value computed before this may be copied up or reach L3), then L3. */
+    pending_note_invalidation();
     L3Refusal why = L3Refusal::None;
     int64 l3_result = l3_delete(key.l1, &why);
     bool in_l3 = l3_removed(l3_result, why, "the key was") > 0;
     bool pending = pending_forget(key.l1);
-    pending_note_invalidation();
     bool in_l1 = l1_delete(key.l1);
     bool in_l2 = false;
     if (l2_enabled()) {
@@ -341,11 +353,11 @@ Datum cache_invalidate(FunctionCallInfo fcinfo)
     require_arg(fcinfo, 0, "prefix");
     text *user_prefix = PG_GETARG_TEXT_PP(0);
     EncodedKey prefix = encode_user_key(user_prefix, true);
+    pending_note_invalidation();
     L3Refusal why = L3Refusal::None;
     int64 l3_result = l3_delete_prefix(prefix, &why);
     uint64 in_l3 = l3_removed(l3_result, why, "the keys were");
     uint64 pending = pending_forget_prefix(prefix.bytes, prefix.length);
-    pending_note_invalidation();
     uint64 in_l1 = l1_delete_prefix(prefix.bytes, prefix.length);
     uint64 in_l2 = 0;
     if (l2_enabled())
@@ -358,11 +370,11 @@ Datum cache_invalidate(FunctionCallInfo fcinfo)
 Datum cache_flush(FunctionCallInfo)
 {
     require_preloaded();
+    pending_note_invalidation();
     L3Refusal why = L3Refusal::None;
     int64 l3_result = l3_delete_all(&why);
     uint64 in_l3 = l3_removed(l3_result, why, "the cache was");
     uint64 pending = pending_forget_prefix(nullptr, 0);
-    pending_note_invalidation();
     uint64 in_l1 = l1_delete_prefix(nullptr, 0);
     uint64 in_l2 = l2_enabled() ? remove_from_l2(l2_prefix_of_everything(), "the cache was") : 0;
     /* A key cached in several tiers counts once: report the largest tier's count. */

@@ -15,8 +15,9 @@
  * fills are held only while a transaction commits, a transaction that
  * filled thousands of keys uses one subtransaction, and the rows appear
  * when it commits or vanish if it rolls back. Fills are skipped in
- * read-only transactions, on hot standbys and under SERIALIZABLE (whose
- * commit-time conflict checks must not fail a transaction for cache rows).
+ * read-only transactions, on hot standbys and under REPEATABLE READ and
+ * SERIALIZABLE (where a row another session refreshed since the snapshot
+ * is a serialization failure).
  *
  * Waiting: a fill never waits for long. Its batch runs with a short
  * lock_timeout (kFillLockTimeout), which only matters when an open
@@ -110,7 +111,7 @@ void count_rows(pg_atomic_uint64 L3Shared::*counter, uint64 n)
 
 void count(pg_atomic_uint64 L3Shared::*counter) { count_rows(counter, 1); }
 
-enum Statement { Get, PutBatch, Delete, DeletePrefix, DeleteAll, Sweep, Count, kStatements };
+enum Statement { Get, PutBatch, DeleteBatch, Delete, DeletePrefix, DeleteAll, Sweep, Count, kStatements };
 
 struct StatementText {
     const char *sql;
@@ -120,7 +121,7 @@ struct StatementText {
 
 /* %s is the table's qualified name. */
 const StatementText statement_texts[kStatements] = {
-    {"SELECT fingerprint, value, expires_at FROM %s"
+    {"SELECT fingerprint, value, expires_at, xmax FROM %s"
      " WHERE role_id OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
      2, {OIDOID, TEXTOID}},
     {"INSERT INTO %s AS l3 (role_id, key, fingerprint, value, expires_at, stored_at)"
@@ -131,6 +132,9 @@ const StatementText statement_texts[kStatements] = {
      " SET fingerprint = excluded.fingerprint, value = excluded.value,"
      " expires_at = excluded.expires_at, stored_at = excluded.stored_at",
      6, {OIDARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, JSONBARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID}},
+    {"DELETE FROM %s AS l3 USING ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(role_id, key)"
+     " WHERE l3.role_id OPERATOR(pg_catalog.=) d.role_id AND l3.key OPERATOR(pg_catalog.=) d.key",
+     2, {OIDARRAYOID, TEXTARRAYOID}},
     {"DELETE FROM %s WHERE role_id OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
      2, {OIDOID, TEXTOID}},
     {"DELETE FROM %s WHERE role_id OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.^@) $2",
@@ -293,10 +297,11 @@ template <typename Body> void as_table_owner(Body &&body)
 }
 
 /*
- * Runs write() (which returns whether it wrote) in a subtransaction with a
- * short lock_timeout. An error rolls the subtransaction back and is
- * counted and logged (rarely), except a cancel or shutdown, which is
- * raised again. Returns what write() returned, or false after an error.
+ * Runs write() in a subtransaction with a short lock_timeout; when it
+ * returns false (nothing to keep) the subtransaction is rolled back. An
+ * error rolls it back too and is counted and logged (rarely), except a
+ * cancel, which is raised again. Returns what write() returned, or false
+ * after an error.
  */
 template <typename Write> bool write_in_subtransaction(Write &&write)
 {
@@ -313,7 +318,10 @@ template <typename Write> bool write_in_subtransaction(Write &&write)
                           GUC_ACTION_SAVE, true, 0, false);
         wrote = write();
         AtEOXact_GUC(true, nest_level);
-        ReleaseCurrentSubTransaction();
+        if (wrote)
+            ReleaseCurrentSubTransaction();
+        else
+            RollbackAndReleaseCurrentSubTransaction();
         MemoryContextSwitchTo(context);
         CurrentResourceOwner = owner;
     }
@@ -455,11 +463,11 @@ bool l3_enabled()
 
 bool l3_writable()
 {
-    return l3_enabled() && write_refusal() == L3Refusal::None && !IsolationIsSerializable();
+    return l3_enabled() && write_refusal() == L3Refusal::None && !IsolationUsesXactSnapshot();
 }
 
 Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, int64 *expires_at,
-              core::Fingerprint *found)
+              core::Fingerprint *found, bool *settled)
 {
     if (!l3_enabled())
         return nullptr;
@@ -473,6 +481,7 @@ Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, i
     Jsonb *value = nullptr;
     core::Fingerprint stored;
     TimestampTz stored_expiry = 0;
+    TransactionId xmax = InvalidTransactionId;
     as_table_owner([&] {
         /* The latest committed rows, and this transaction's own deletions (see the header). */
         int rc = SPI_execute_snapshot(plan_for(Get), args, nullptr, GetLatestSnapshot(),
@@ -489,6 +498,7 @@ Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, i
             return;
         if (want != nullptr && *want != stored)
             return;
+        xmax = DatumGetTransactionId(SPI_getbinval(row, desc, 4, &null));
         MemoryContext spi = MemoryContextSwitchTo(caller);
         value = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 2, &null));
         MemoryContextSwitchTo(spi);
@@ -502,40 +512,69 @@ Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, i
         *expires_at = stored_expiry;
     if (found != nullptr)
         *found = stored;
+    /* A row some transaction is deleting, replacing or locking may be on its way out. */
+    if (settled != nullptr)
+        *settled = xmax == InvalidTransactionId;
     return value;
 }
 
-/* The rows as the six arrays (and the time) the PutBatch statement takes. */
-void batch_args(const L3Row *rows, int count, int64 now, Datum *args)
+/* Rows per statement, and value bytes per statement (an array is at most 1 GB). */
+constexpr int kBatchRows = 1000;
+constexpr Size kBatchBytes = 64 * 1024 * 1024;
+
+/* Writes rows[0..count) (PutBatch), or deletes their keys (DeleteBatch), a statement per chunk. SPI connected. */
+uint64 write_chunks(Statement statement, const L3Row *rows, int count, int64 now)
 {
-    Datum *roles = static_cast<Datum *>(palloc(sizeof(Datum) * count));
-    Datum *keys = static_cast<Datum *>(palloc(sizeof(Datum) * count));
-    Datum *fingerprints = static_cast<Datum *>(palloc(sizeof(Datum) * count));
-    Datum *values = static_cast<Datum *>(palloc(sizeof(Datum) * count));
-    Datum *expiries = static_cast<Datum *>(palloc(sizeof(Datum) * count));
-    for (int i = 0; i < count; i++) {
-        roles[i] = role_datum(rows[i].key);
-        keys[i] = user_key_datum(rows[i].key);
-        fingerprints[i] = fingerprint_datum(rows[i].fingerprint);
-        values[i] = PointerGetDatum(rows[i].value);
-        expiries[i] = TimestampTzGetDatum(rows[i].expires_at);
+    uint64 done = 0;
+    int start = 0;
+    while (start < count) {
+        int end = start;
+        Size bytes = 0;
+        while (end < count && end - start < kBatchRows && (end == start || bytes < kBatchBytes)) {
+            bytes += statement == PutBatch ? VARSIZE_ANY(rows[end].value) : 0;
+            end++;
+        }
+        int n = end - start;
+        Datum *roles = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+        Datum *keys = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+        for (int i = 0; i < n; i++) {
+            roles[i] = role_datum(rows[start + i].key);
+            keys[i] = user_key_datum(rows[start + i].key);
+        }
+        Datum args[6];
+        args[0] = PointerGetDatum(construct_array(roles, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+        args[1] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+        if (statement == PutBatch) {
+            Datum *fingerprints = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+            Datum *values = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+            Datum *expiries = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+            for (int i = 0; i < n; i++) {
+                fingerprints[i] = fingerprint_datum(rows[start + i].fingerprint);
+                values[i] = PointerGetDatum(rows[start + i].value);
+                expiries[i] = TimestampTzGetDatum(rows[start + i].expires_at);
+            }
+            args[2] = PointerGetDatum(construct_array(fingerprints, n, BYTEAOID, -1, false, TYPALIGN_INT));
+            args[3] = PointerGetDatum(construct_array(values, n, JSONBOID, -1, false, TYPALIGN_INT));
+            args[4] = PointerGetDatum(construct_array(expiries, n, TIMESTAMPTZOID, sizeof(TimestampTz),
+                                                      FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+            args[5] = TimestampTzGetDatum(now);
+        }
+        execute(statement, args, false, 0, statement == PutBatch ? SPI_OK_INSERT : SPI_OK_DELETE);
+        done += SPI_processed;
+        start = end;
     }
-    args[0] = PointerGetDatum(construct_array(roles, count, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-    args[1] = PointerGetDatum(construct_array(keys, count, TEXTOID, -1, false, TYPALIGN_INT));
-    args[2] = PointerGetDatum(construct_array(fingerprints, count, BYTEAOID, -1, false, TYPALIGN_INT));
-    args[3] = PointerGetDatum(construct_array(values, count, JSONBOID, -1, false, TYPALIGN_INT));
-    args[4] = PointerGetDatum(construct_array(expiries, count, TIMESTAMPTZOID, sizeof(TimestampTz),
-                                              FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-    args[5] = TimestampTzGetDatum(now);
+    return done;
 }
 
-int64 l3_put_batch(const L3Row *rows, int count, int64 now)
+int64 l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int stale_count, int64 now,
+                   uint64 epoch)
 {
-    if (count <= 0 || !l3_writable())
+    if ((count <= 0 && stale_count <= 0) || !l3_writable())
         return 0;
-    Datum args[6];
-    batch_args(rows, count, now, args);
-    Datum sweep_args[2] = {TimestampTzGetDatum(now), Int64GetDatum(int64(kSweepPerFill) * count)};
+    /* Everything made here (arrays, detoasted copies) goes when the batch is done. */
+    MemoryContext batch = AllocSetContextCreate(CurrentMemoryContext, "tusk L3 batch", ALLOCSET_DEFAULT_SIZES);
+    MemoryContext caller = MemoryContextSwitchTo(batch);
+    Datum sweep_args[2] = {TimestampTzGetDatum(now), Int64GetDatum(int64(kSweepPerFill) * (count + 1))};
     uint64 written = 0, swept = 0;
     TuskWriteToken token = tusk_write_begin();
     bool ok = write_in_subtransaction([&]() -> bool {
@@ -543,14 +582,17 @@ int64 l3_put_batch(const L3Row *rows, int count, int64 now)
         if (!ConditionalLockRelationOid(table.relid, RowExclusiveLock))
             return false;
         as_table_owner([&] {
-            execute(PutBatch, args, false, 0, SPI_OK_INSERT);
-            written = SPI_processed;
+            write_chunks(DeleteBatch, stale, stale_count, now);
+            written = write_chunks(PutBatch, rows, count, now);
             execute(Sweep, sweep_args, false, 0, SPI_OK_DELETE);
             swept = SPI_processed;
         });
-        return true;
+        /* A delete, invalidate or flush since the caller's check: the rows may be what it removed. */
+        return l3_invalidation_epoch() == epoch;
     });
     tusk_write_end(token);
+    MemoryContextSwitchTo(caller);
+    MemoryContextDelete(batch);
     if (!ok)
         return 0;
     count_rows(&L3Shared::sets, written);

@@ -41,17 +41,19 @@ bool l3_enabled();
 
 /*
  * True when L3 is enabled and this transaction may fill it (not read-only,
- * not a standby, not SERIALIZABLE).
+ * not a standby, not REPEATABLE READ or SERIALIZABLE).
  */
 bool l3_writable();
 
 /*
  * Looks key (an encoded key: the scope gives the role) up. A palloc'd value
  * or nullptr; want == nullptr accepts any fingerprint. Expired rows are
- * never returned. Sets *expires_at and *found on a hit.
+ * never returned. Sets *expires_at and *found on a hit, and *settled to
+ * false when some transaction is deleting, replacing or locking the row
+ * (then it must not be copied up: it may be on its way out).
  */
 Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, int64 *expires_at,
-              core::Fingerprint *found);
+              core::Fingerprint *found, bool *settled);
 
 /* One row of a commit-time batch. */
 struct L3Row {
@@ -62,13 +64,16 @@ struct L3Row {
 };
 
 /*
- * Writes the rows (insert or replace; keys must be distinct) in the current
- * transaction, in one statement, and removes expired rows while at it; for
- * PRE_COMMIT (pending.cpp). Never waits long (see l3_cache.cpp). Returns
- * how many rows were written: 0 when skipped, or after an error (counted
- * and logged). A query cancel still raises.
+ * Writes the rows (insert or replace; keys must be distinct) and deletes
+ * the rows of the stale keys, in the current transaction, a statement per
+ * chunk, and removes expired rows while at it; for PRE_COMMIT (pending.cpp).
+ * All or nothing: if l3_invalidation_epoch() is no longer epoch afterwards,
+ * nothing is kept. Never waits long (see l3_cache.cpp). Returns how many
+ * rows were written: 0 when skipped, or after an error (counted and
+ * logged). A query cancel still raises.
  */
-int64 l3_put_batch(const L3Row *rows, int count, int64 now);
+int64 l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int stale_count, int64 now,
+                   uint64 epoch);
 
 /*
  * Removes key (waiting, as DELETE does, for a transaction that holds its

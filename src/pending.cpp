@@ -13,6 +13,7 @@ extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -41,8 +42,10 @@ struct PendingEntry {
     int64 expires_at;
     SubTransactionId subxact;
     WriteMark mark;   /* when the value was computed */
-    uint64 epoch;     /* l3_invalidation_epoch() then */
+    uint64 epoch;     /* l3_invalidation_epoch() before it was computed */
     bool shared_now;  /* already in L1 and L2 (a reading transaction's fill): only L3 waits */
+    bool explicit_value; /* from tusk_cache_set: no query read the data, so it cannot go stale */
+    bool dropped;     /* set at PRE_COMMIT: neither written to L3 nor published */
     char *l2_key;     /* nullptr when L2 was off */
     char *l2_value;
     size_t l2_length;
@@ -52,11 +55,51 @@ struct PendingEntry {
 PendingEntry *pending_head = nullptr;
 
 /*
+ * How many entries there are per key hash (in TopTransactionContext too):
+ * a new key whose hash is absent needs no scan for an older entry, so a
+ * transaction that fills many keys is not quadratic.
+ */
+HTAB *entries_per_hash = nullptr;
+
+void count_hash(uint64 hash, int delta)
+{
+    if (entries_per_hash == nullptr) {
+        if (delta < 0)
+            return;
+        HASHCTL info;
+        info.keysize = sizeof(uint64);
+        info.entrysize = sizeof(uint64) + sizeof(int64);
+        info.hcxt = TopTransactionContext;
+        entries_per_hash = hash_create("tusk pending keys", 256, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+    }
+    bool found;
+    auto *slot = static_cast<char *>(hash_search(entries_per_hash, &hash, HASH_ENTER, &found));
+    auto *n = reinterpret_cast<int64 *>(slot + sizeof(uint64));
+    *n = (found ? *n : 0) + delta;
+    if (*n <= 0)
+        hash_search(entries_per_hash, &hash, HASH_REMOVE, nullptr);
+}
+
+bool hash_present(uint64 hash)
+{
+    return entries_per_hash != nullptr && hash_search(entries_per_hash, &hash, HASH_FIND, nullptr) != nullptr;
+}
+
+
+/*
  * Set when tusk's own write gave the transaction its id: while the write
  * mark is still the one after that write, the user has not written.
  */
 bool own_write_active = false;
 WriteMark own_write_mark;
+
+/* Forgets the whole list (the transaction ended; its memory goes with it). */
+void reset_pending()
+{
+    pending_head = nullptr;
+    entries_per_hash = nullptr;
+    own_write_active = false;
+}
 
 bool same_key(const PendingEntry *e, const EncodedKey &key)
 {
@@ -71,6 +114,7 @@ template <typename Pred> uint64 remove_where(Pred pred)
         PendingEntry *e = *link;
         if (pred(e)) {
             *link = e->next;
+            count_hash(e->hash, -1);
             pfree(e->value);
             pfree(e->key);
             if (e->l2_key != nullptr) {
@@ -86,27 +130,44 @@ template <typename Pred> uint64 remove_where(Pred pred)
     return removed;
 }
 
-/* Writes the pending values to L3 in one batch, in the committing transaction. */
+/*
+ * At PRE_COMMIT: drops what the transaction's own later writes made stale
+ * and whatever was computed before a delete, invalidate or flush (of any
+ * session) that came after it, since it may be what was removed; writes the
+ * rest to L3 in one batch, in the committing transaction. A fill that L1
+ * and L2 already hold but that is dropped here has its L3 row deleted, so
+ * that L3 does not keep an older value than the tiers above.
+ */
 void write_pending_to_l3()
 {
-    if (pending_head == nullptr || !l3_writable())
-        return;
+    WriteMark mark = current_write_mark();
+    uint64 epoch = l3_invalidation_epoch();
     int64 now = GetCurrentTimestamp();
+    bool l3_on = l3_writable();
     int count = 0;
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
         count++;
-    auto *rows = static_cast<L3Row *>(palloc(sizeof(L3Row) * count));
-    int n = 0;
+    auto *rows = static_cast<L3Row *>(MemoryContextAlloc(TopTransactionContext, sizeof(L3Row) * count));
+    auto *stale = static_cast<L3Row *>(MemoryContextAlloc(TopTransactionContext, sizeof(L3Row) * count));
+    int n = 0, n_stale = 0;
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
-        if (e->expires_at > now)
-            rows[n++] = L3Row{EncodedKey{e->key, e->key_length, e->hash}, e->fingerprint, e->value,
-                              e->expires_at};
+        L3Row row{EncodedKey{e->key, e->key_length, e->hash}, e->fingerprint, e->value, e->expires_at};
+        e->dropped = e->epoch != epoch || (!e->shared_now && !e->explicit_value && !(e->mark == mark));
+        if (e->dropped && e->shared_now)
+            stale[n_stale++] = row;
+        else if (!e->dropped && e->expires_at > now)
+            rows[n++] = row;
     }
-    /* The statements are over: SPI needs a snapshot of its own here. */
-    PushActiveSnapshot(GetTransactionSnapshot());
-    l3_put_batch(rows, n, now);
-    PopActiveSnapshot();
+    if (l3_on && n + n_stale > 0) {
+        /* The statements are over: SPI needs a snapshot of its own here. */
+        PushActiveSnapshot(GetTransactionSnapshot());
+        l3_put_batch(rows, n, stale, n_stale, now, epoch);
+        PopActiveSnapshot();
+    }
     pfree(rows);
+    pfree(stale);
+    /* What was dropped is not published to L1 and L2 at commit either. */
+    remove_where([](const PendingEntry *e) { return e->dropped; });
 }
 
 void publish_pending()
@@ -131,16 +192,6 @@ void on_xact_event(XactEvent event, void *)
         case XACT_EVENT_PRE_COMMIT:
             /* Last chance to see the write mark: the commit resets XactLastRecEnd. */
             if (pending_head != nullptr) {
-                /*
-                 * Drop what the transaction's own later writes made stale, and
-                 * whatever was computed before a delete, invalidate or flush
-                 * (of any session) that came after it: it may be what was removed.
-                 */
-                WriteMark now = current_write_mark();
-                uint64 epoch = l3_invalidation_epoch();
-                remove_where([&now, epoch](const PendingEntry *e) {
-                    return (!e->shared_now && !(e->mark == now)) || e->epoch != epoch;
-                });
                 bool had_xid = TransactionIdIsValid(GetTopTransactionIdIfAny());
                 write_pending_to_l3();
                 /*
@@ -160,15 +211,13 @@ void on_xact_event(XactEvent event, void *)
             /* Runs after the commit is durable; nothing here can raise. */
             if (pending_head != nullptr)
                 publish_pending();
-            pending_head = nullptr;
-            own_write_active = false;
+            reset_pending();
             break;
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PREPARE:
         case XACT_EVENT_PARALLEL_COMMIT:
         case XACT_EVENT_PARALLEL_ABORT:
-            pending_head = nullptr;
-            own_write_active = false;
+            reset_pending();
             break;
         default:
             break;
@@ -222,9 +271,11 @@ void pending_register_callbacks()
 namespace {
 
 PendingEntry *new_entry(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                        const struct varlena *value, int64 expires_at, bool shared_now)
+                        const struct varlena *value, int64 expires_at, uint64 epoch, bool shared_now,
+                        bool explicit_value)
 {
-    pending_forget(key);
+    if (hash_present(key.hash))
+        pending_forget(key);
     MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
     auto *e = static_cast<PendingEntry *>(palloc(sizeof(PendingEntry)));
     e->key = static_cast<uint8_t *>(palloc(key.length));
@@ -238,23 +289,26 @@ PendingEntry *new_entry(const EncodedKey &key, const core::Fingerprint &fingerpr
     e->expires_at = expires_at;
     e->subxact = GetCurrentSubTransactionId();
     e->mark = current_write_mark();
-    e->epoch = l3_invalidation_epoch();
+    e->epoch = epoch;
     e->shared_now = shared_now;
+    e->explicit_value = explicit_value;
+    e->dropped = false;
     e->l2_key = nullptr;
     e->l2_value = nullptr;
     e->l2_length = 0;
     e->next = pending_head;
     pending_head = e;
     MemoryContextSwitchTo(old);
+    count_hash(key.hash, 1);
     return e;
 }
 
 }  // namespace
 
 void pending_put_l3(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                    const struct varlena *value, int64 expires_at)
+                    const struct varlena *value, int64 expires_at, uint64 epoch, bool explicit_value)
 {
-    new_entry(key, fingerprint, value, expires_at, true);
+    new_entry(key, fingerprint, value, expires_at, epoch, true, explicit_value);
 }
 
 void pending_note_invalidation()
@@ -267,10 +321,10 @@ void pending_note_invalidation()
 }
 
 void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                 const struct varlena *value, int64 expires_at, const char *l2_key,
-                 const char *l2_value, size_t l2_length)
+                 const struct varlena *value, int64 expires_at, uint64 epoch, bool explicit_value,
+                 const char *l2_key, const char *l2_value, size_t l2_length)
 {
-    PendingEntry *e = new_entry(key, fingerprint, value, expires_at, false);
+    PendingEntry *e = new_entry(key, fingerprint, value, expires_at, epoch, false, explicit_value);
     if (l2_key == nullptr)
         return;
     MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
@@ -287,7 +341,7 @@ struct varlena *pending_get(const EncodedKey &key, const core::Fingerprint *want
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
         if (e->shared_now || !same_key(e, key))
             continue;
-        if (!(e->mark == current_write_mark())) {
+        if (!e->explicit_value && !(e->mark == current_write_mark())) {
             /* The transaction wrote after computing it: stale, also for itself. */
             pending_forget(key);
             return nullptr;
@@ -316,7 +370,7 @@ uint64 pending_forget_prefix(const void *prefix, uint32 length)
     /* Values also in L1 and L2 already are counted there, not here. */
     uint64 only_here = 0;
     remove_where([prefix, length, &only_here](const PendingEntry *e) {
-        bool match = e->key_length >= length && std::memcmp(e->key, prefix, length) == 0;
+        bool match = length == 0 || (e->key_length >= length && std::memcmp(e->key, prefix, length) == 0);
         if (match && !e->shared_now)
             only_here++;
         return match;

@@ -55,19 +55,22 @@ void pending_register_callbacks();
 
 /*
  * Keeps value (copied) for key until commit, replacing any earlier pending
- * value. l2_key and l2_value (its encoded form) are given when L2 is on:
- * they are made now, because the commit callback cannot read the catalogs.
+ * value. epoch is l3_invalidation_epoch() from before the value was
+ * computed; explicit_value says it came from tusk_cache_set (no query, so
+ * the transaction's later writes do not make it stale). l2_key and l2_value
+ * (its encoded form) are given when L2 is on: they are made now, because
+ * the commit callback cannot read the catalogs.
  */
 void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                 const struct varlena *value, int64 expires_at, const char *l2_key,
-                 const char *l2_value, size_t l2_length);
+                 const struct varlena *value, int64 expires_at, uint64 epoch, bool explicit_value,
+                 const char *l2_key, const char *l2_value, size_t l2_length);
 
 /*
  * Queues a value that a reading transaction already stored in L1 and L2
  * for L3, written when the transaction commits (never served from here).
  */
 void pending_put_l3(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                    const struct varlena *value, int64 expires_at);
+                    const struct varlena *value, int64 expires_at, uint64 epoch, bool explicit_value);
 
 /*
  * Call after a delete, invalidate or flush (and after forgetting the

@@ -99,7 +99,7 @@ is($node->safe_psql('postgres', q{SELECT value FROM tusk_cache_l3 WHERE key = 'h
 	'and its row is there when it commits');
 $holder->query_safe(q{COMMIT});
 is($node->safe_psql('postgres', q{SELECT value FROM tusk_cache_l3 WHERE key = 'held'}), '"holder"',
-	'the later commit replaces it');
+	'L3 keeps the value of the transaction that committed last');
 # Nor for rows that tusk_cache_invalidate of an open transaction is removing.
 $holder->query_safe(q{BEGIN});
 $holder->query_safe(q{SELECT tusk_cache_invalidate('he')});
