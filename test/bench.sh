@@ -224,3 +224,27 @@ awk -v p="$(printf '%s\n' $plain_mss | median)" -v m="$(printf '%s\n' $miss_mss 
     printf "| `tusk_cached` miss: run it, store in L1, L2 and L3 | %.3f ms |\n", m
     printf "\nmiss / query alone, median of per-round ratios: %.2f (goal: at most 1.2)\n", r
 }'
+
+# Redis hung (SIGSTOP): 300 calls, each in its own transaction and a miss on
+# a new key, one client. The circuit breaker should make this cost a few
+# tusk.redis_timeout waits in total, not one per call, and no call may fail.
+printf '\\set n random(1, 1000000000)\nSELECT tusk_cached(%s, %s, %s);\n' \
+    "'hung ' || :n" "'1 hour'" "'SELECT 1 AS one'" >"$work/hung.sql"
+run_psql -c "SELECT tusk_cache_stats_reset()" >/dev/null || exit 1
+redis_pid=$(cat "$REDIS_PIDFILE") || exit 1
+kill -STOP "$redis_pid"
+hung_start=$(date +%s.%N)
+report=$(pgbench_run "$work/hung.sql" -c 1 -t 300)
+hung_end=$(date +%s.%N)
+kill -CONT "$redis_pid"
+processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$report")
+failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$report")
+l2_errors=$(run_psql -At -c "SELECT errors FROM tusk_cache_stats WHERE tier = 'l2'")
+[ "$processed" = 300 ] || { tusk_log "hung Redis: pgbench processed '${processed}' of 300"; echo "$report" >&2; exit 1; }
+echo
+echo "| Redis hung (SIGSTOP), 300 calls, each a miss in its own transaction, 1 client | |"
+echo "|---|---:|"
+awk -v s="$hung_start" -v e="$hung_end" -v f="${failed:-0}" -v x="$l2_errors" 'BEGIN {
+    printf "| total time | %.2f s |\n| failed calls | %d |\n| L2 errors counted (timeouts paid) | %d |\n", e - s, f, x
+    printf "\n300 calls with Redis hung: %.2f s in total (goal: under 5 s, with no error)\n", e - s
+}'
