@@ -119,6 +119,31 @@ SELECT tusk_cache_delete('t8') AS deleted;
 COMMIT;
 SELECT count(*) AS t8_rows FROM tusk_cache_l3 WHERE key = 't8';
 
+-- a delete that comes in while the commit-time batch is being written (here
+-- from a trigger on the table): the batch's keys are deleted instead, and its
+-- values are not published to L1 either
+CREATE FUNCTION regress_delete_during_batch() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN PERFORM tusk_cache_delete('unrelated'); RETURN NULL; END $$;
+CREATE TRIGGER regress_delete_during_batch AFTER INSERT ON tusk_cache_l3
+  FOR EACH STATEMENT EXECUTE FUNCTION regress_delete_during_batch();
+BEGIN;
+INSERT INTO l3_items VALUES (13, 'item 13');
+SELECT tusk_cached('raced', '5 min', 'SELECT count(*) AS n FROM l3_items');
+COMMIT;
+DROP TRIGGER regress_delete_during_batch ON tusk_cache_l3;
+DROP FUNCTION regress_delete_during_batch();
+SELECT count(*) AS raced_rows FROM tusk_cache_l3 WHERE key = 'raced';
+SELECT tusk_cache_get('raced') IS NULL AS raced_not_published;
+
+-- a rolled-back delete leaves the row settled: the next hit is copied up again
+SELECT tusk_cache_set('undeleted', '"still"', '5 min') AS stored;
+BEGIN;
+SELECT tusk_cache_delete('undeleted') AS deleted;
+ROLLBACK;
+SELECT tusk_cache_stats_reset();
+SELECT tusk_cache_get('undeleted') AS from_l3, tusk_cache_get('undeleted') AS from_l1;
+SELECT tier, hits FROM tusk_cache_stats WHERE tier IN ('l1', 'l3') ORDER BY tier;
+
 -- delete, invalidate and flush reach L3
 SELECT tusk_cache_set('inv:' || g, to_jsonb(g), '5 min') FROM generate_series(1, 3) g;
 SELECT tusk_cache_delete('t1') AS deleted, tusk_cache_delete('t1') AS deleted_again;

@@ -63,6 +63,7 @@ extern "C" {
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -512,9 +513,15 @@ Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, i
         *expires_at = stored_expiry;
     if (found != nullptr)
         *found = stored;
-    /* A row some transaction is deleting, replacing or locking may be on its way out. */
+    /*
+     * A row that an open transaction is deleting, replacing or locking may be
+     * on its way out. (A deleter that aborted leaves xmax behind: that row is
+     * settled. A multixact xmax is read as an xid here: rare in this table,
+     * and then the worst case is one copy-up the deleter will not undo.)
+     */
     if (settled != nullptr)
-        *settled = xmax == InvalidTransactionId;
+        *settled = !TransactionIdIsValid(xmax) ||
+                   !(TransactionIdIsCurrentTransactionId(xmax) || TransactionIdIsInProgress(xmax));
     return value;
 }
 
@@ -535,6 +542,9 @@ uint64 write_chunks(Statement statement, const L3Row *rows, int count, int64 now
             end++;
         }
         int n = end - start;
+        /* This chunk's arrays and copies go as soon as its statement has run. */
+        MemoryContext chunk = AllocSetContextCreate(CurrentMemoryContext, "tusk L3 chunk", ALLOCSET_DEFAULT_SIZES);
+        MemoryContext spi = MemoryContextSwitchTo(chunk);
         Datum *roles = static_cast<Datum *>(palloc(sizeof(Datum) * n));
         Datum *keys = static_cast<Datum *>(palloc(sizeof(Datum) * n));
         for (int i = 0; i < n; i++) {
@@ -559,23 +569,26 @@ uint64 write_chunks(Statement statement, const L3Row *rows, int count, int64 now
                                                       FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
             args[5] = TimestampTzGetDatum(now);
         }
+        MemoryContextSwitchTo(spi);
         execute(statement, args, false, 0, statement == PutBatch ? SPI_OK_INSERT : SPI_OK_DELETE);
         done += SPI_processed;
+        MemoryContextDelete(chunk);
         start = end;
     }
     return done;
 }
 
-int64 l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int stale_count, int64 now,
-                   uint64 epoch)
+L3BatchResult l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int stale_count,
+                           int64 now, uint64 epoch)
 {
     if ((count <= 0 && stale_count <= 0) || !l3_writable())
-        return 0;
+        return L3BatchResult::Skipped;
     /* Everything made here (arrays, detoasted copies) goes when the batch is done. */
     MemoryContext batch = AllocSetContextCreate(CurrentMemoryContext, "tusk L3 batch", ALLOCSET_DEFAULT_SIZES);
     MemoryContext caller = MemoryContextSwitchTo(batch);
     Datum sweep_args[2] = {TimestampTzGetDatum(now), Int64GetDatum(int64(kSweepPerFill) * (count + 1))};
     uint64 written = 0, swept = 0;
+    bool invalidated = false;
     TuskWriteToken token = tusk_write_begin();
     bool ok = write_in_subtransaction([&]() -> bool {
         /* A table locked by VACUUM FULL or TRUNCATE: skip, never wait. */
@@ -584,20 +597,29 @@ int64 l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int stale_c
         as_table_owner([&] {
             write_chunks(DeleteBatch, stale, stale_count, now);
             written = write_chunks(PutBatch, rows, count, now);
+            /*
+             * A delete, invalidate or flush since the caller's check: the
+             * rows may be what it removed. Remove them again instead, so L3
+             * keeps no older value than the other tiers either.
+             */
+            if (l3_invalidation_epoch() != epoch) {
+                write_chunks(DeleteBatch, rows, count, now);
+                invalidated = true;
+                written = 0;
+            }
             execute(Sweep, sweep_args, false, 0, SPI_OK_DELETE);
             swept = SPI_processed;
         });
-        /* A delete, invalidate or flush since the caller's check: the rows may be what it removed. */
-        return l3_invalidation_epoch() == epoch;
+        return true;
     });
     tusk_write_end(token);
     MemoryContextSwitchTo(caller);
     MemoryContextDelete(batch);
     if (!ok)
-        return 0;
+        return L3BatchResult::Failed;
     count_rows(&L3Shared::sets, written);
     count_rows(&L3Shared::expirations, swept);
-    return int64(written);
+    return invalidated ? L3BatchResult::Invalidated : L3BatchResult::Written;
 }
 
 int l3_delete(const EncodedKey &key, L3Refusal *why)

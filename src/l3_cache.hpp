@@ -63,17 +63,23 @@ struct L3Row {
     int64 expires_at;
 };
 
+enum class L3BatchResult {
+    Skipped,     /* L3 off, not writable here, or nothing to do */
+    Written,     /* the rows are written and the stale keys' rows deleted */
+    Invalidated, /* a delete, invalidate or flush came in between: the rows' keys were deleted instead */
+    Failed,      /* nothing changed (an error, counted and logged, or a lock wait given up) */
+};
+
 /*
  * Writes the rows (insert or replace; keys must be distinct) and deletes
  * the rows of the stale keys, in the current transaction, a statement per
  * chunk, and removes expired rows while at it; for PRE_COMMIT (pending.cpp).
- * All or nothing: if l3_invalidation_epoch() is no longer epoch afterwards,
- * nothing is kept. Never waits long (see l3_cache.cpp). Returns how many
- * rows were written: 0 when skipped, or after an error (counted and
- * logged). A query cancel still raises.
+ * If l3_invalidation_epoch() is no longer epoch after the write, the rows'
+ * keys are deleted instead. Never waits long (see l3_cache.cpp). A query
+ * cancel still raises.
  */
-int64 l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int stale_count, int64 now,
-                   uint64 epoch);
+L3BatchResult l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int stale_count,
+                           int64 now, uint64 epoch);
 
 /*
  * Removes key (waiting, as DELETE does, for a transaction that holds its

@@ -73,7 +73,10 @@ void count_hash(uint64 hash, int delta)
         entries_per_hash = hash_create("tusk pending keys", 256, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
     }
     bool found;
-    auto *slot = static_cast<char *>(hash_search(entries_per_hash, &hash, HASH_ENTER, &found));
+    /* Decrements (also during an abort) never allocate. */
+    auto *slot = static_cast<char *>(hash_search(entries_per_hash, &hash, delta < 0 ? HASH_FIND : HASH_ENTER, &found));
+    if (slot == nullptr)
+        return;
     auto *n = reinterpret_cast<int64 *>(slot + sizeof(uint64));
     *n = (found ? *n : 0) + delta;
     if (*n <= 0)
@@ -138,7 +141,11 @@ template <typename Pred> uint64 remove_where(Pred pred)
  * and L2 already hold but that is dropped here has its L3 row deleted, so
  * that L3 does not keep an older value than the tiers above.
  */
-void write_pending_to_l3()
+/* The epoch write_pending_to_l3() checked; publish_pending() checks it again. */
+uint64 precommit_epoch = 0;
+
+/* Returns whether L3 rows may have been deleted (then the commit stays synchronous). */
+bool write_pending_to_l3()
 {
     WriteMark mark = current_write_mark();
     uint64 epoch = l3_invalidation_epoch();
@@ -158,20 +165,31 @@ void write_pending_to_l3()
         else if (!e->dropped && e->expires_at > now)
             rows[n++] = row;
     }
+    L3BatchResult result = L3BatchResult::Skipped;
     if (l3_on && n + n_stale > 0) {
         /* The statements are over: SPI needs a snapshot of its own here. */
         PushActiveSnapshot(GetTransactionSnapshot());
-        l3_put_batch(rows, n, stale, n_stale, now, epoch);
+        result = l3_put_batch(rows, n, stale, n_stale, now, epoch);
         PopActiveSnapshot();
     }
     pfree(rows);
     pfree(stale);
+    precommit_epoch = epoch;
+    if (result == L3BatchResult::Invalidated) {
+        /* Computed before a delete after all: not for L1 and L2 either. */
+        for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
+            e->dropped = true;
+    }
     /* What was dropped is not published to L1 and L2 at commit either. */
     remove_where([](const PendingEntry *e) { return e->dropped; });
+    return n_stale > 0 || result == L3BatchResult::Invalidated;
 }
 
 void publish_pending()
 {
+    /* A delete since PRE_COMMIT: these values may be what it removed. */
+    if (l3_invalidation_epoch() != precommit_epoch)
+        return;
     int64 now = GetCurrentTimestamp();
     bool l2_usable = true; /* after one failure (or a cancel) the rest skip L2 */
     /* Oldest first would be the same: keys are unique in the list. */
@@ -193,7 +211,7 @@ void on_xact_event(XactEvent event, void *)
             /* Last chance to see the write mark: the commit resets XactLastRecEnd. */
             if (pending_head != nullptr) {
                 bool had_xid = TransactionIdIsValid(GetTopTransactionIdIfAny());
-                write_pending_to_l3();
+                bool deleted = write_pending_to_l3();
                 /*
                  * When these L3 rows are all the transaction wrote, a crash
                  * would lose only cache entries: commit without waiting for
@@ -201,7 +219,7 @@ void on_xact_event(XactEvent event, void *)
                  * synchronous_commit = off would. (Deletes are not such
                  * writes: a lost delete would bring a stale row back.)
                  */
-                if (!had_xid && TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
+                if (!had_xid && !deleted && TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
                     synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
                     set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
                                       GUC_ACTION_LOCAL, true, 0, false);
@@ -338,6 +356,8 @@ void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
 
 struct varlena *pending_get(const EncodedKey &key, const core::Fingerprint *want, int64 now)
 {
+    if (!hash_present(key.hash))
+        return nullptr;
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
         if (e->shared_now || !same_key(e, key))
             continue;
@@ -358,7 +378,7 @@ struct varlena *pending_get(const EncodedKey &key, const core::Fingerprint *want
 
 bool pending_forget(const EncodedKey &key)
 {
-    if (pending_head == nullptr)
+    if (pending_head == nullptr || !hash_present(key.hash))
         return false;
     return remove_where([&key](const PendingEntry *e) { return same_key(e, key); }) > 0;
 }
