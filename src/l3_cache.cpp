@@ -11,7 +11,8 @@
  *
  * Transactions: fills are written in the caller's transaction, at its end:
  * pending.cpp queues them and calls l3_put_batch() at PRE_COMMIT, which
- * writes them with one statement in a subtransaction. So row locks of
+ * writes them in one subtransaction, a statement per chunk of up to
+ * kBatchRows rows or kBatchBytes of values. So row locks of
  * fills are held only while a transaction commits, a transaction that
  * filled thousands of keys uses one subtransaction, and the rows appear
  * when it commits or vanish if it rolls back. Fills are skipped in
