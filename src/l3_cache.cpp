@@ -590,7 +590,11 @@ L3BatchResult l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int
     Datum sweep_args[2] = {TimestampTzGetDatum(now), Int64GetDatum(int64(kSweepPerFill) * (count + 1))};
     uint64 written = 0, swept = 0;
     bool invalidated = false;
-    TuskWriteToken token = tusk_write_begin();
+    /*
+     * Not bracketed by tusk_write_begin/end: this runs at PRE_COMMIT, after
+     * pending.cpp has judged every value's write mark, and the transaction
+     * ends next, so there is nothing left for the bracket to protect.
+     */
     bool ok = write_in_subtransaction([&]() -> bool {
         /* A table locked by VACUUM FULL or TRUNCATE: skip, never wait. */
         if (!ConditionalLockRelationOid(table.relid, RowExclusiveLock))
@@ -613,7 +617,6 @@ L3BatchResult l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int
         });
         return true;
     });
-    tusk_write_end(token);
     MemoryContextSwitchTo(caller);
     MemoryContextDelete(batch);
     if (!ok)

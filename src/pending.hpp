@@ -11,7 +11,7 @@
  * of its last WAL record) when it was computed. If the transaction writes
  * again afterwards the value may be stale: it is no longer served, not even
  * to the transaction itself, and never published. Writes tusk makes itself
- * (to the L3 table) are bracketed by tusk_write_begin/end and do not count:
+ * (deletes from the L3 table) are bracketed by tusk_write_begin/end and do not count:
  * they neither make the transaction "written" nor make pending values stale.
  *
  * At PRE_COMMIT the values that are still fresh are written to L3 (in the
@@ -47,7 +47,10 @@ struct TuskWriteToken {
     bool had_written;
 };
 
-/* Brackets a write tusk makes to the L3 table, so that it does not count as the user's. */
+/*
+ * Brackets a write tusk makes to the L3 table during a transaction (a
+ * delete), so that it does not count as the user's.
+ */
 TuskWriteToken tusk_write_begin();
 void tusk_write_end(const TuskWriteToken &token);
 
