@@ -20,6 +20,7 @@ OBJS = \
 	src/core/cache_key.o \
 	src/core/circuit_breaker.o \
 	src/core/l2_format.o \
+	src/core/plain_json.o \
 	src/core/redis_client.o
 DATA = sql/tusk--$(EXTVERSION).sql
 

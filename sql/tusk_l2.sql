@@ -22,6 +22,31 @@ SELECT length(tusk_cached('wide', '5 min', 'SELECT repeat(''w'', 2000) AS w')::t
 SELECT length(tusk_cache_get('wide')::text) AS len_via_get;
 SELECT tier, hits, misses, sets, errors FROM tusk_cache_stats ORDER BY tier;
 
+-- values of every shape come back from L2 equal to what was stored: plain JSON
+-- (what jsonb prints, read by tusk's own scanner) and JSON with escapes, long
+-- numbers or deep nesting (read by PostgreSQL's parser)
+CREATE TEMP TABLE l2_shapes (name text, value jsonb);
+INSERT INTO l2_shapes VALUES
+  ('rows', (SELECT jsonb_agg(jsonb_build_object('id', g, 'name', 'name ' || g, 'price', g * 1.25,
+                                                'neg', -g / 3.0, 'flag', g % 2 = 0, 'none', NULL))
+            FROM generate_series(1, 30) g)),
+  ('multibyte', jsonb_build_array(repeat('x', 1100), 'grüß ☃ ü', jsonb_build_object('ключ', 'значение'))),
+  ('escapes', jsonb_build_array(repeat('e', 1100), E'quote " backslash \\ tab\t newline\n', E'\u0001',
+                                jsonb_build_object(E'k"ey', 1, E'back\\slash', '[]'::jsonb))),
+  ('empty containers', jsonb_build_array(repeat('c', 1100), '[]'::jsonb, '{}'::jsonb,
+                                         jsonb_build_object('a', '[]'::jsonb, 'b', '{}'::jsonb))),
+  ('numbers', jsonb_build_array(repeat('n', 1100), 0, -0.000001, 1e300::numeric, 123456789012345678901234567890.5)),
+  ('long number', jsonb_build_array(repeat('9', 3000)::numeric, 1)),
+  ('deep', (repeat('[', 100) || '"' || repeat('d', 1100) || '"' || repeat(']', 100))::jsonb),
+  ('scalar string', to_jsonb(repeat('s', 1200))),
+  ('scalar number', repeat('7', 3000)::jsonb);
+SELECT tusk_cache_stats_reset();
+SELECT name, tusk_cache_set('shape ' || name, value, '5 min') AS stored FROM l2_shapes ORDER BY name;
+SELECT name, tusk_cache_get('shape ' || name) = value AS same_jsonb,
+       tusk_cache_get('shape ' || name)::text = value::text AS same_text
+FROM l2_shapes ORDER BY name;
+SELECT tier, hits, errors FROM tusk_cache_stats WHERE tier IN ('l1', 'l2') ORDER BY tier;
+
 -- the fingerprint rule holds in L2: another query under the key is a miss that replaces it
 SELECT tusk_cached('wide', '5 min', 'SELECT repeat(''v'', 2000) AS v') -> 0 ->> 'v' = repeat('v', 2000) AS replaced;
 SELECT tusk_cache_get('wide') -> 0 ->> 'v' = repeat('v', 2000) AS stored_replacement;

@@ -42,7 +42,9 @@ extern "C" {
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -51,6 +53,7 @@ extern "C" {
 
 #include "core/circuit_breaker.hpp"
 #include "core/l2_format.hpp"
+#include "core/plain_json.hpp"
 #include "core/redis_client.hpp"
 #include "core/ttl.hpp"
 #include "tusk.hpp"
@@ -358,15 +361,113 @@ char *scope_key(const char *tail, size_t length)
 }
 
 /*
+ * Builds jsonb from the scanner's events, as jsonb_in's own callbacks do.
+ * Strings and keys point into the text being scanned, which outlives the
+ * result's construction. Nothing here can raise but palloc running out of
+ * memory: numbers are plain (no exponent, bounded length), so numeric_in
+ * accepts them, and the scanner bounds nesting and the caller the size, so
+ * no jsonb limit is reached. The object holds nothing to destroy.
+ */
+class JsonbFromPlainJson final : public core::PlainJsonEvents {
+  public:
+    JsonbValue *result = nullptr;
+
+    void begin_object() override { pushJsonbValue(&state_, WJB_BEGIN_OBJECT, nullptr); }
+    void end_object() override { close(WJB_END_OBJECT); }
+    void begin_array() override { pushJsonbValue(&state_, WJB_BEGIN_ARRAY, nullptr); }
+    void end_array() override { close(WJB_END_ARRAY); }
+    void key(std::string_view name) override
+    {
+        JsonbValue v;
+        v.type = jbvString;
+        v.val.string.len = int(name.size());
+        v.val.string.val = const_cast<char *>(name.data());
+        pushJsonbValue(&state_, WJB_KEY, &v);
+    }
+    void string(std::string_view text, bool top_level) override
+    {
+        JsonbValue v;
+        v.type = jbvString;
+        v.val.string.len = int(text.size());
+        v.val.string.val = const_cast<char *>(text.data());
+        scalar(v, top_level);
+    }
+    void number(std::string_view text, bool top_level) override
+    {
+        char digits[core::kMaxPlainNumberLength + 1];
+        memcpy(digits, text.data(), text.size());
+        digits[text.size()] = '\0';
+        JsonbValue v;
+        v.type = jbvNumeric;
+        v.val.numeric = DatumGetNumeric(
+            DirectFunctionCall3(numeric_in, CStringGetDatum(digits), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        scalar(v, top_level);
+    }
+    void boolean(bool value, bool top_level) override
+    {
+        JsonbValue v;
+        v.type = jbvBool;
+        v.val.boolean = value;
+        scalar(v, top_level);
+    }
+    void null(bool top_level) override
+    {
+        JsonbValue v;
+        v.type = jbvNull;
+        scalar(v, top_level);
+    }
+
+  private:
+    JsonbParseState *state_ = nullptr;
+
+    void close(JsonbIteratorToken token)
+    {
+        JsonbValue *closed = pushJsonbValue(&state_, token, nullptr);
+        if (state_ == nullptr)
+            result = closed;
+    }
+
+    void scalar(JsonbValue &v, bool top_level)
+    {
+        if (top_level) {
+            /* A document that is one scalar is stored as a one-element "raw scalar" array. */
+            JsonbValue array;
+            array.type = jbvArray;
+            array.val.array.rawScalar = true;
+            array.val.array.nElems = 1;
+            pushJsonbValue(&state_, WJB_BEGIN_ARRAY, &array);
+            pushJsonbValue(&state_, WJB_ELEM, &v);
+            close(WJB_END_ARRAY);
+            return;
+        }
+        pushJsonbValue(&state_, state_->contVal.type == jbvArray ? WJB_ELEM : WJB_VALUE, &v);
+    }
+};
+
+/* The fast path takes texts up to this size: far from any jsonb size limit. */
+constexpr size_t kMaxPlainJsonBytes = 16 * 1024 * 1024;
+constexpr int kMaxPlainJsonDepth = 64;
+
+/*
  * jsonb from JSON text that came from Redis, or nullptr when it is not valid
  * in this database (bad encoding, bad JSON, numbers out of range, nesting too
- * deep). Parsed in an internal subtransaction, so whatever jsonb_in raises
- * is rolled back and becomes a miss, never a failed call.
+ * deep). Plain JSON, which is what tusk writes, is built directly from the
+ * scanner's events. Anything else goes through jsonb_in in an internal
+ * subtransaction, so whatever it raises is rolled back and becomes a miss,
+ * never a failed call.
  */
 Jsonb *parse_stored_json(char *text, size_t length)
 {
     if (!pg_verifymbstr(text, int(length), true))
         return nullptr;
+    if (length <= kMaxPlainJsonBytes) {
+        JsonbFromPlainJson builder;
+        core::Scan scanned = core::scan_plain_json(std::string_view(text, length), builder, kMaxPlainJsonDepth);
+        if (scanned == core::Scan::Plain && builder.result != nullptr)
+            return JsonbValueToJsonb(builder.result);
+        if (scanned == core::Scan::Invalid)
+            return nullptr;
+    }
     MemoryContext context = CurrentMemoryContext;
     ResourceOwner owner = CurrentResourceOwner;
     Jsonb *volatile result = nullptr;

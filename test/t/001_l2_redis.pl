@@ -72,7 +72,10 @@ my %garbage = (
 	'number out of range' => qq({"fingerprint":"$fp","value":1e1000000}),
 	'nested too deep' => qq({"fingerprint":"$fp","value":) . ('[' x 100000) . (']' x 100000) . '}',
 	'invalid utf-8' => qq({"fingerprint":"$fp","value":"\xff\xfe"}),
-	'bad unicode escape' => qq({"fingerprint":"$fp","value":"\\ud800"}));
+	'bad unicode escape' => qq({"fingerprint":"$fp","value":"\\ud800"}),
+	'trailing comma' => qq({"fingerprint":"$fp","value":[1,]}),
+	'control character in a string' => qq({"fingerprint":"$fp","value":["a\x01b"]}),
+	'leading zero' => qq({"fingerprint":"$fp","value":[01]}));
 my $g = 0;
 foreach my $what (sort keys %garbage)
 {
@@ -87,10 +90,28 @@ foreach my $what (sort keys %garbage)
 	is($a->safe_psql('postgres', qq{SELECT tusk_cached('garbage$g', '5 min', 'SELECT $g AS n')}),
 		qq([{"n": $g}]), "$what: tusk_cached answers and replaces it");
 }
+# JSON that jsonb would not print (exponents, escapes, duplicate keys), as
+# another program might write it, is read as jsonb_in reads it.
+my %foreign = (
+	'exponent' => [ qq({"fingerprint":"$fp","value":[1.5e3, -2E-2]}), '[1500, -0.02]' ],
+	'escapes' => [ qq({"fingerprint":"$fp","value":["a\\"b\\u0041\\n"]}), q(["a\"bA\n"]) ],
+	'duplicate keys' => [ qq({"fingerprint":"$fp","value":{"k": 1, "k": 2}}), '{"k": 2}' ],
+	'whitespace' => [ qq({"fingerprint":"$fp","value": \t[ {"a" :\r\n true} ] }), '[{"a": true}]' ]);
+foreach my $what (sort keys %foreign)
+{
+	$g++;
+	my $file = "$redis_dir/foreign$g";
+	open(my $fh, '>:raw', $file) or die;
+	print $fh $foreign{$what}[0];
+	close $fh;
+	system("redis-cli -p $redis_port -x SET '${scope}foreign$g' < $file > /dev/null") == 0 or die;
+	is($a->safe_psql('postgres', qq{SELECT tusk_cache_get('foreign$g')}), $foreign{$what}[1],
+		"$what: read as jsonb_in reads it");
+}
 system("redis-cli -p $redis_port LPUSH '${scope}a list' x > /dev/null") == 0 or die;
 is($a->safe_psql('postgres', q{SELECT tusk_cached('a list', '5 min', 'SELECT 1 AS n')}),
 	'[{"n": 1}]', 'a key of another Redis type is a miss');
-cmp_ok(l2_counter($a, 'errors'), '>=', 6, 'unreadable values are counted as errors');
+cmp_ok(l2_counter($a, 'errors'), '>=', 9, 'unreadable values are counted as errors');
 
 # A backend keeps its connection; when Redis restarts under it, the next call reconnects.
 my $pidfile_before = redis_pid();
