@@ -15,16 +15,20 @@ OBJS = \
 	src/pending.o \
 	src/query_runner.o \
 	src/cache_functions.o \
+	src/metrics.o \
+	src/metric_functions.o \
 	src/core/l1_store.o \
 	src/core/ttl.o \
 	src/core/cache_key.o \
 	src/core/circuit_breaker.o \
 	src/core/l2_format.o \
 	src/core/plain_json.o \
+	src/core/histogram.o \
+	src/core/metric_registry.o \
 	src/core/redis_client.o
 DATA = sql/tusk--$(EXTVERSION).sql
 
-REGRESS = tusk_setup tusk_cached tusk_errors tusk_transactions tusk_privileges tusk_large tusk_l3
+REGRESS = tusk_setup tusk_cached tusk_errors tusk_transactions tusk_privileges tusk_large tusk_l3 tusk_metrics
 # Run by make test only, which points the instance at its throwaway Redis.
 REGRESS_REDIS = tusk_l2
 REGRESS_OPTS = --temp-instance=regress_instance --temp-config=test/regress.conf
@@ -46,6 +50,9 @@ all install installcheck:
 	@echo "PostgreSQL server headers not found ($(PG_CONFIG)); 'make test' installs them." >&2
 	@exit 1
 endif
+
+# PGXS tracks no header dependencies: rebuild every object when any header changes.
+$(OBJS): $(wildcard src/*.hpp src/core/*.hpp)
 
 test:
 	@bash test/run-tests.sh

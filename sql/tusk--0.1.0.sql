@@ -83,3 +83,70 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 CREATE VIEW tusk_cache_stats AS SELECT * FROM tusk_cache_stats();
 COMMENT ON VIEW tusk_cache_stats IS 'One row per cache tier: size and counters';
 GRANT SELECT ON tusk_cache_stats TO PUBLIC;
+
+-- Metrics: one registry per server (shared memory, tusk.max_metrics slots).
+-- Names are shared by all databases and roles, like pg_stat_statements' view.
+
+CREATE FUNCTION tusk_metric_record(name text, value float8)
+RETURNS void
+AS 'MODULE_PATHNAME', 'tusk_metric_record'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION tusk_metric_record(text, float8) IS
+  'Records one observation in the histogram name (created on first use)';
+
+CREATE FUNCTION tusk_metric_increment(name text, delta float8 DEFAULT 1)
+RETURNS void
+AS 'MODULE_PATHNAME', 'tusk_metric_increment'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION tusk_metric_increment(text, float8) IS
+  'Adds delta (>= 0) to the counter name (created on first use)';
+
+CREATE FUNCTION tusk_metric_gauge(name text, value float8)
+RETURNS void
+AS 'MODULE_PATHNAME', 'tusk_metric_gauge'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION tusk_metric_gauge(text, float8) IS 'Sets the gauge name (created on first use)';
+
+CREATE FUNCTION tusk_metrics_reset(name text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tusk_metrics_reset'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION tusk_metrics_reset(text) IS
+  'Zeroes the metric name, or every metric when NULL; returns how many. Names stay registered';
+REVOKE ALL ON FUNCTION tusk_metrics_reset(text) FROM PUBLIC;
+
+CREATE FUNCTION tusk_histogram(name text, OUT lower float8, OUT upper float8, OUT count bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'tusk_histogram'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION tusk_histogram(text) IS
+  'The non-empty buckets of histogram name: values in (lower, upper], zeros as (0, 0]';
+
+CREATE FUNCTION tusk_metrics_prometheus()
+RETURNS text
+AS 'MODULE_PATHNAME', 'tusk_metrics_prometheus'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION tusk_metrics_prometheus() IS
+  'Every metric in the Prometheus text exposition format (histograms as summaries)';
+
+CREATE FUNCTION tusk_metrics_list(
+    OUT name text,
+    OUT kind text,
+    OUT count bigint,
+    OUT sum float8,
+    OUT min float8,
+    OUT max float8,
+    OUT mean float8,
+    OUT p50 float8,
+    OUT p95 float8,
+    OUT p99 float8,
+    OUT value float8,
+    OUT updated_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'tusk_metrics_list'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+CREATE VIEW tusk_metrics AS SELECT * FROM tusk_metrics_list();
+COMMENT ON VIEW tusk_metrics IS
+  'Every metric: histograms with count, sum, min, max, mean and p50/p95/p99; counters and gauges with value';
+GRANT SELECT ON tusk_metrics TO PUBLIC;

@@ -41,6 +41,7 @@ PG_FUNCTION_INFO_V1(tusk_cache_stats_reset);
 #include "l1_cache.hpp"
 #include "l2_cache.hpp"
 #include "l3_cache.hpp"
+#include "metrics.hpp"
 #include "pending.hpp"
 #include "query_runner.hpp"
 #include "tusk.hpp"
@@ -189,22 +190,47 @@ uint64 l3_removed(int64 removed, L3Refusal why, const char *what)
  * (the hit may be what it removed) or, from L3, some transaction is
  * deleting or replacing the row: the hit is served, not spread.
  */
+/*
+ * The built-in metrics of one tier lookup that started at `start` (0 when
+ * built-in metrics are off): its latency, and a hit when there was one.
+ */
+void tier_looked_up(int64_t start, Builtin time, Builtin hits, bool hit)
+{
+    if (start == 0)
+        return;
+    builtin_time_since(time, start);
+    if (hit)
+        builtin_count(hits);
+}
+
+int64_t tier_lookup_start() { return builtin_metrics_on() ? metrics_clock_ns() : 0; }
+
 struct varlena *shared_lookup(const CacheKey &key, const core::Fingerprint *want, int64 now)
 {
-    if (struct varlena *hit = l1_get(key.l1, want, now, nullptr))
-        return hit;
+    int64_t start = tier_lookup_start();
+    struct varlena *l1_hit = l1_get(key.l1, want, now, nullptr);
+    tier_looked_up(start, Builtin::CacheL1Time, Builtin::CacheL1Hits, l1_hit != nullptr);
+    if (l1_hit != nullptr)
+        return l1_hit;
     uint64 epoch = l3_invalidation_epoch();
     int64 expires_at;
     core::Fingerprint found;
     if (l2_enabled()) {
-        if (Jsonb *hit = l2_get(key.l2_name(), want, now, &expires_at, &found)) {
+        start = tier_lookup_start();
+        Jsonb *hit = l2_get(key.l2_name(), want, now, &expires_at, &found);
+        tier_looked_up(start, Builtin::CacheL2Time, Builtin::CacheL2Hits, hit != nullptr);
+        if (hit != nullptr) {
             if (l3_invalidation_epoch() == epoch)
                 copy_up(key, found, hit, expires_at, now, false);
             return reinterpret_cast<struct varlena *>(hit);
         }
     }
     bool settled = false;
-    if (Jsonb *hit = l3_get(key.l1, want, now, &expires_at, &found, &settled)) {
+    start = tier_lookup_start();
+    Jsonb *hit = l3_get(key.l1, want, now, &expires_at, &found, &settled);
+    if (l3_enabled())
+        tier_looked_up(start, Builtin::CacheL3Time, Builtin::CacheL3Hits, hit != nullptr);
+    if (hit != nullptr) {
         if (settled && l3_invalidation_epoch() == epoch)
             copy_up(key, found, hit, expires_at, now, true);
         return reinterpret_cast<struct varlena *>(hit);
@@ -280,10 +306,16 @@ Datum cached(FunctionCallInfo fcinfo)
     int64 now = GetCurrentTimestamp();
     if (struct varlena *hit = cache_lookup(key, &fingerprint, now))
         PG_RETURN_POINTER(hit);
+    builtin_count(Builtin::CacheMisses);
 
     char *sql = text_to_cstring(query);
     uint64 epoch = l3_invalidation_epoch(); /* before the query reads anything */
+    int64_t query_start = tier_lookup_start();
     Jsonb *rows = pg_call([sql, params] { return run_query_as_jsonb(sql, params); });
+    if (query_start != 0) {
+        builtin_time_since(Builtin::DatabaseQueryTime, query_start);
+        builtin_count(Builtin::DatabaseQueryCount);
+    }
     /*
      * Under REPEATABLE READ and SERIALIZABLE the rows come from the snapshot
      * the transaction began with, which may predate writes (and cache
@@ -307,6 +339,7 @@ Datum cache_get(FunctionCallInfo fcinfo)
     }
     if (struct varlena *hit = shared_lookup(key, nullptr, now))
         PG_RETURN_POINTER(hit);
+    builtin_count(Builtin::CacheMisses);
     PG_RETURN_NULL();
 }
 
@@ -441,6 +474,19 @@ Datum cache_stats_reset(FunctionCallInfo)
     PG_RETURN_VOID();
 }
 
+/*
+ * sql_entry() that also records the call's duration in `metric` when it
+ * returns (a call that raises an ERROR is not timed).
+ */
+template <typename F> Datum timed_sql_entry(Builtin metric, F &&body) noexcept
+{
+    int64_t start = builtin_metrics_on() ? metrics_clock_ns() : 0;
+    Datum result = sql_entry(std::forward<F>(body));
+    if (start != 0)
+        builtin_time_since(metric, start);
+    return result;
+}
+
 }  // namespace
 
 }  // namespace tusk
@@ -449,32 +495,32 @@ extern "C" {
 
 Datum tusk_cached(PG_FUNCTION_ARGS)
 {
-    return tusk::sql_entry([fcinfo] { return tusk::cached(fcinfo); });
+    return tusk::timed_sql_entry(tusk::Builtin::TuskCachedTime, [fcinfo] { return tusk::cached(fcinfo); });
 }
 
 Datum tusk_cache_get(PG_FUNCTION_ARGS)
 {
-    return tusk::sql_entry([fcinfo] { return tusk::cache_get(fcinfo); });
+    return tusk::timed_sql_entry(tusk::Builtin::TuskCacheGetTime, [fcinfo] { return tusk::cache_get(fcinfo); });
 }
 
 Datum tusk_cache_set(PG_FUNCTION_ARGS)
 {
-    return tusk::sql_entry([fcinfo] { return tusk::cache_set(fcinfo); });
+    return tusk::timed_sql_entry(tusk::Builtin::TuskCacheSetTime, [fcinfo] { return tusk::cache_set(fcinfo); });
 }
 
 Datum tusk_cache_delete(PG_FUNCTION_ARGS)
 {
-    return tusk::sql_entry([fcinfo] { return tusk::cache_delete(fcinfo); });
+    return tusk::timed_sql_entry(tusk::Builtin::TuskCacheDeleteTime, [fcinfo] { return tusk::cache_delete(fcinfo); });
 }
 
 Datum tusk_cache_invalidate(PG_FUNCTION_ARGS)
 {
-    return tusk::sql_entry([fcinfo] { return tusk::cache_invalidate(fcinfo); });
+    return tusk::timed_sql_entry(tusk::Builtin::TuskCacheInvalidateTime, [fcinfo] { return tusk::cache_invalidate(fcinfo); });
 }
 
 Datum tusk_cache_flush(PG_FUNCTION_ARGS)
 {
-    return tusk::sql_entry([fcinfo] { return tusk::cache_flush(fcinfo); });
+    return tusk::timed_sql_entry(tusk::Builtin::TuskCacheFlushTime, [fcinfo] { return tusk::cache_flush(fcinfo); });
 }
 
 Datum tusk_cache_stats(PG_FUNCTION_ARGS)

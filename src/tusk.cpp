@@ -21,6 +21,7 @@ void _PG_init(void);
 #include "l1_cache.hpp"
 #include "l2_cache.hpp"
 #include "l3_cache.hpp"
+#include "metrics.hpp"
 #include "pending.hpp"
 #include "query_runner.hpp"
 #include "tusk.hpp"
@@ -41,6 +42,7 @@ void request_shmem()
     l1_request_shmem();
     l2_request_shmem();
     l3_request_shmem();
+    metrics_request_shmem();
 }
 
 void startup_shmem()
@@ -50,6 +52,7 @@ void startup_shmem()
     l1_startup_shmem();
     l2_startup_shmem();
     l3_startup_shmem();
+    metrics_startup_shmem();
 }
 
 }  // namespace
@@ -61,6 +64,7 @@ extern "C" void _PG_init(void)
     tusk::l1_define_gucs();
     tusk::l2_define_gucs();
     tusk::l3_define_gucs();
+    tusk::metrics_define_gucs();
     MarkGUCPrefixReserved("tusk");
     tusk::pending_register_callbacks();
     tusk::query_runner_install_hooks();
