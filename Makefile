@@ -17,6 +17,8 @@ OBJS = \
 	src/cache_functions.o \
 	src/metrics.o \
 	src/metric_functions.o \
+	src/worker.o \
+	src/alerts.o \
 	src/core/l1_store.o \
 	src/core/ttl.o \
 	src/core/cache_key.o \

@@ -150,3 +150,100 @@ CREATE VIEW tusk_metrics AS SELECT * FROM tusk_metrics_list();
 COMMENT ON VIEW tusk_metrics IS
   'Every metric: histograms with count, sum, min, max, mean and p50/p95/p99; counters and gauges with value';
 GRANT SELECT ON tusk_metrics TO PUBLIC;
+
+-- History: per-interval rows written by the tusk metrics worker (worker.cpp)
+-- every tusk.metrics_interval, trimmed after tusk.metrics_retention.
+CREATE TABLE tusk_metrics_history (
+    interval_start timestamptz NOT NULL,
+    interval_end timestamptz NOT NULL,
+    name text NOT NULL,
+    kind text NOT NULL,
+    count bigint NOT NULL,   -- observations, increments or sets in the interval
+    sum float8,              -- histograms: of the interval's values; counters: the interval's increase
+    min float8,
+    max float8,
+    p50 float8,
+    p95 float8,
+    p99 float8,
+    value float8             -- counters: the total; gauges: the last value
+);
+CREATE INDEX tusk_metrics_history_name ON tusk_metrics_history (name, interval_end);
+CREATE INDEX tusk_metrics_history_end ON tusk_metrics_history (interval_end);
+REVOKE ALL ON tusk_metrics_history FROM PUBLIC;
+COMMENT ON TABLE tusk_metrics_history IS
+  'Per-interval statistics of every metric active in the interval (tusk metrics worker)';
+SELECT pg_catalog.pg_extension_config_dump('tusk_metrics_history', '');
+
+-- Alerts: rules over one statistic of one metric, judged by the worker each interval.
+CREATE TABLE tusk_alert_rules (
+    name text PRIMARY KEY,
+    metric text NOT NULL,
+    statistic text NOT NULL,
+    comparison text NOT NULL,
+    threshold float8 NOT NULL,
+    state text NOT NULL DEFAULT 'ok',
+    observed float8,
+    evaluated_at timestamptz,
+    changed_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CHECK (name <> ''),
+    CHECK (statistic IN ('count', 'sum', 'min', 'max', 'mean', 'p50', 'p95', 'p99', 'value')),
+    CHECK (comparison IN ('>', '>=', '<', '<=')),
+    CHECK (threshold <> 'NaN' AND threshold <> 'Infinity' AND threshold <> '-Infinity'),
+    CHECK (state IN ('ok', 'firing'))
+);
+REVOKE ALL ON tusk_alert_rules FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('tusk_alert_rules', '');
+
+CREATE FUNCTION tusk_alert_create(name text, metric text, statistic text, comparison text, threshold float8)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF name IS NULL OR metric IS NULL OR statistic IS NULL OR comparison IS NULL OR threshold IS NULL THEN
+        RAISE EXCEPTION 'tusk_alert_create: no argument may be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF name = '' THEN
+        RAISE EXCEPTION 'an alert needs a name' USING ERRCODE = 'invalid_name';
+    END IF;
+    IF metric !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid metric name "%"', metric USING ERRCODE = 'invalid_name';
+    END IF;
+    IF statistic NOT IN ('count', 'sum', 'min', 'max', 'mean', 'p50', 'p95', 'p99', 'value') THEN
+        RAISE EXCEPTION 'unknown statistic "%"', statistic USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'One of count, sum, min, max, mean, p50, p95, p99 (of the interval) or value (now).';
+    END IF;
+    IF comparison NOT IN ('>', '>=', '<', '<=') THEN
+        RAISE EXCEPTION 'unknown comparison "%"', comparison USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'One of >, >=, <, <=.';
+    END IF;
+    IF threshold IN ('NaN', 'Infinity', '-Infinity') THEN
+        RAISE EXCEPTION 'threshold must be a finite number' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO @extschema@.tusk_alert_rules AS r (name, metric, statistic, comparison, threshold)
+    VALUES (name, metric, statistic, comparison, threshold)
+    ON CONFLICT ON CONSTRAINT tusk_alert_rules_pkey DO UPDATE
+    SET metric = excluded.metric, statistic = excluded.statistic, comparison = excluded.comparison,
+        threshold = excluded.threshold, state = 'ok', observed = NULL, evaluated_at = NULL, changed_at = NULL;
+END
+$$;
+COMMENT ON FUNCTION tusk_alert_create(text, text, text, text, float8) IS
+  'Creates or replaces the alert rule name: fires while statistic of metric compares true with threshold';
+REVOKE ALL ON FUNCTION tusk_alert_create(text, text, text, text, float8) FROM PUBLIC;
+
+CREATE FUNCTION tusk_alert_drop(name text)
+RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    WITH gone AS (DELETE FROM @extschema@.tusk_alert_rules r WHERE r.name = tusk_alert_drop.name RETURNING 1)
+    SELECT count(*) > 0 FROM gone
+$$;
+COMMENT ON FUNCTION tusk_alert_drop(text) IS 'Removes the alert rule name; true if there was one';
+REVOKE ALL ON FUNCTION tusk_alert_drop(text) FROM PUBLIC;
+
+CREATE VIEW tusk_alerts AS
+SELECT name, metric, statistic, comparison, threshold, state, observed, evaluated_at, changed_at
+FROM tusk_alert_rules;
+COMMENT ON VIEW tusk_alerts IS 'The alert rules and their state as of the worker''s last interval';

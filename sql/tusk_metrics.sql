@@ -104,3 +104,9 @@ SELECT count > 0 AS sees_metrics FROM tusk_metrics WHERE name = 'regress_request
 SELECT tusk_metrics_reset('regress_requests');
 RESET ROLE;
 DROP ROLE regress_tusk_metrics_user;
+
+-- the worker's tables and the alerts are not for PUBLIC
+SELECT c.relname, has_table_privilege('public', c.oid, 'SELECT') AS public_reads,
+       has_table_privilege('public', c.oid, 'INSERT') AS public_writes
+FROM pg_class c WHERE c.relname IN ('tusk_metrics_history', 'tusk_alert_rules', 'tusk_alerts', 'tusk_metrics')
+ORDER BY 1;

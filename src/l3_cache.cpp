@@ -193,8 +193,10 @@ Oid owner_of(Oid relid)
     return owner;
 }
 
+}  // namespace
+
 /* The schema of the extension tusk (PostgreSQL 15 does not export get_extension_schema). */
-Oid extension_schema(Oid extension)
+Oid extension_schema_of(Oid extension)
 {
     Relation catalog = table_open(ExtensionRelationId, AccessShareLock);
     ScanKeyData key;
@@ -208,6 +210,8 @@ Oid extension_schema(Oid extension)
     table_close(catalog, AccessShareLock);
     return schema;
 }
+
+namespace {
 
 /* Finds the table (again, after an invalidation); false when this database has none. */
 bool find_table()
@@ -229,7 +233,7 @@ bool find_table()
     Oid extension = get_extension_oid("tusk", true);
     if (extension == InvalidOid)
         return false;
-    Oid schema = extension_schema(extension);
+    Oid schema = extension_schema_of(extension);
     Oid relid = get_relname_relid(kTableName, schema);
     /* Only the extension's own table: never one that someone else created under its name. */
     if (relid == InvalidOid || getExtensionOfObject(RelationRelationId, relid) != extension)
@@ -641,6 +645,20 @@ int64 l3_delete_prefix(const EncodedKey &prefix, L3Refusal *why)
 int64 l3_delete_all(L3Refusal *why)
 {
     return run_delete(DeleteAll, nullptr, why);
+}
+
+int64 l3_sweep_expired(int64 now, int64 limit)
+{
+    if (!find_table() || write_refusal() != L3Refusal::None)
+        return -1;
+    Datum args[2] = {TimestampTzGetDatum(now), Int64GetDatum(limit)};
+    uint64 removed = 0;
+    as_table_owner([&] {
+        execute(Sweep, args, false, 0, SPI_OK_DELETE);
+        removed = SPI_processed;
+    });
+    count_rows(&L3Shared::expirations, removed);
+    return int64(removed);
 }
 
 uint64 l3_invalidation_epoch()

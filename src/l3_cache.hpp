@@ -36,6 +36,9 @@ void l3_define_gucs();
 void l3_request_shmem();
 void l3_startup_shmem();
 
+/* The schema the extension `extension` (tusk) was created in. */
+Oid extension_schema_of(Oid extension);
+
 /* True when tusk.l3_enabled is on and this database has the table. */
 bool l3_enabled();
 
@@ -93,6 +96,12 @@ int64 l3_delete_prefix(const EncodedKey &prefix, L3Refusal *why);
 
 /* Removes every row of the table (every role); -1 as above. */
 int64 l3_delete_all(L3Refusal *why);
+
+/*
+ * Removes up to `limit` expired rows that no other transaction holds (the
+ * background worker's sweep); how many, or -1 when L3 cannot be written here.
+ */
+int64 l3_sweep_expired(int64 now, int64 limit);
 
 /*
  * Counters, and the table's unexpired rows and total size (*entries and

@@ -113,6 +113,7 @@ void metrics_startup_shmem()
     void *memory = ShmemInitStruct("tusk metrics", shmem_bytes(), &found);
     if (!found) {
         registry = core::MetricRegistry::create(memory, uint32_t(max_metrics));
+        registry->set_created_at(GetCurrentTimestamp());
         for (const BuiltinDefinition &builtin : kBuiltins) {
             core::MetricRegistry::Outcome outcome;
             registry->register_locked(builtin.name, builtin.kind, outcome);

@@ -3,7 +3,8 @@
  * transaction callbacks and the ExecutorStart hook that keeps cached queries
  * read-only and, when loaded through shared_preload_libraries,
  * chains the shared-memory hooks (request in shmem_request_hook, set up in
- * shmem_startup_hook, as contrib/pg_stat_statements does).
+ * shmem_startup_hook, as contrib/pg_stat_statements does) and registers the
+ * metrics worker (worker.cpp).
  */
 extern "C" {
 #include "postgres.h"
@@ -25,6 +26,7 @@ void _PG_init(void);
 #include "pending.hpp"
 #include "query_runner.hpp"
 #include "tusk.hpp"
+#include "worker.hpp"
 
 namespace tusk {
 
@@ -65,6 +67,7 @@ extern "C" void _PG_init(void)
     tusk::l2_define_gucs();
     tusk::l3_define_gucs();
     tusk::metrics_define_gucs();
+    tusk::worker_define_gucs();
     MarkGUCPrefixReserved("tusk");
     tusk::pending_register_callbacks();
     tusk::query_runner_install_hooks();
@@ -76,4 +79,5 @@ extern "C" void _PG_init(void)
     shmem_request_hook = tusk::request_shmem;
     tusk::previous_shmem_startup = shmem_startup_hook;
     shmem_startup_hook = tusk::startup_shmem;
+    tusk::worker_register();
 }

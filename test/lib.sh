@@ -9,7 +9,7 @@
 TUSK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=${PG_CONFIG:-$PG_BIN/pg_config}
-TUSK_PACKAGES="postgresql-15 postgresql-server-dev-15 libhiredis-dev libxxhash-dev redis-server libipc-run-perl libgtest-dev g++ make"
+TUSK_PACKAGES="postgresql-15 postgresql-server-dev-15 libhiredis-dev libxxhash-dev redis-server libipc-run-perl libgtest-dev g++ make prometheus"
 
 tusk_log() { printf '%s\n' "$*" >&2; }
 

@@ -74,6 +74,8 @@ MetricRegistry *MetricRegistry::create(void *memory, uint32_t capacity)
     auto *registry = new (memory) MetricRegistry;
     registry->capacity_ = capacity;
     registry->used_.store(0, std::memory_order_relaxed);
+    registry->created_at_.store(0, std::memory_order_relaxed);
+    registry->collected_at_.store(0, std::memory_order_relaxed);
     char *base = static_cast<char *>(memory) + header_bytes();
     for (uint32_t i = 0; i < capacity; i++) {
         auto *slot = new (base + size_t(i) * slot_stride()) MetricSlot;

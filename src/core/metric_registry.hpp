@@ -84,6 +84,17 @@ class MetricRegistry {
     MetricSlot *register_locked(std::string_view name, MetricKind kind, Outcome &outcome);
 
     uint32_t capacity() const { return capacity_; }
+
+    /*
+     * For the one process that turns the registry into history: when the
+     * registry was created (caller's clock), and when it was last collected
+     * (0 = never). A collector that finds 0 knows every value was recorded
+     * since created_at; otherwise values predate it and it takes a baseline.
+     */
+    int64_t created_at() const { return created_at_.load(std::memory_order_relaxed); }
+    void set_created_at(int64_t at) { created_at_.store(at, std::memory_order_relaxed); }
+    int64_t collected_at() const { return collected_at_.load(std::memory_order_relaxed); }
+    void set_collected_at(int64_t at) { collected_at_.store(at, std::memory_order_relaxed); }
     uint32_t used() const { return used_.load(std::memory_order_acquire); }
     /* Slot i in table order (for listing); check its state before use. */
     MetricSlot &slot(uint32_t i) const;
@@ -91,6 +102,8 @@ class MetricRegistry {
   private:
     uint32_t capacity_;
     std::atomic<uint32_t> used_;
+    std::atomic<int64_t> created_at_;
+    std::atomic<int64_t> collected_at_;
 
     MetricSlot *slots() const;
 };
