@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # make bench: throughput of an L1 hit against its baselines, the miss-vs-hit
 # speedup of a slow aggregate, an L2 hit against a raw Redis GET, an L3 hit
-# against a primary-key SELECT, and the cost of a miss that fills all three
-# tiers against the query alone, measured in one run on a private server and
-# printed as ratios (absolute figures vary with the machine; ratios less so).
+# against a primary-key SELECT, the cost of a miss that fills all three
+# tiers against the query alone, the cost per call of tusk_metric_record
+# against md5() in one backend, and the throughput of an L1 hit with the
+# built-in metrics (tusk.builtin_metrics) on against off, measured in one run
+# on a private server and printed as ratios (absolute figures vary with the
+# machine; ratios less so).
 #
 #   BENCH_SECONDS   length of one pgbench run (default 6)
 #   BENCH_ROUNDS    rounds (default 5). The three scripts run back to back in
@@ -317,3 +320,122 @@ awk -v s="$hung_start" -v e="$hung_end" -v f="${failed:-0}" -v x="$l2_errors" 'B
     printf "| total time | %.2f s |\n| failed calls | %d |\n| L2 errors counted (timeouts paid) | %d |\n", e - s, f, x
     printf "\n300 calls with Redis hung: %.2f s in total (goal: under 5 s, with no error)\n", e - s
 }'
+
+# tusk_metric_record against md5() in one backend, without the network: one
+# psql session per round times four aggregates over generate_series(1, N) with
+# clock_timestamp() around EXECUTE: the empty loop, g::text, md5(g::text) and
+# tusk_metric_record('bench_record', g). Each is consumed by count(expr); under
+# count(*) the planner drops an unused md5() and it never runs. A per-call cost
+# is net of the loop; md5's is also net of g::text, so it is md5() of a short
+# text, as in the goal. The order reverses every round. JIT off: the plans cost
+# less than jit_above_cost, but a compile would land in one timing only.
+RECORD_N=1000000
+run_psql -c "CREATE FUNCTION bench_ms(q text) RETURNS float8 LANGUAGE plpgsql AS \$\$
+DECLARE t timestamptz := clock_timestamp();
+BEGIN EXECUTE q; RETURN 1000 * extract(epoch FROM clock_timestamp() - t); END \$\$" >/dev/null || exit 1
+declare -A record_sql=(
+    [loop]="SELECT count(g) FROM generate_series(1, $RECORD_N) g"
+    [text]="SELECT count(g::text) FROM generate_series(1, $RECORD_N) g"
+    [md5]="SELECT count(md5(g::text)) FROM generate_series(1, $RECORD_N) g"
+    [record]="SELECT count(tusk_metric_record('bench_record', g)) FROM generate_series(1, $RECORD_N) g"
+)
+recorded_before=$(run_psql -At -c "SELECT coalesce(sum(count), 0) FROM tusk_metrics WHERE name = 'bench_record'") ||
+    exit 1
+record_ratios=""
+record_gross_ratios=""
+declare -A record_nss=()
+for round in $(seq 1 "$ROUNDS"); do
+    order="loop text md5 record"
+    [ $((round % 2)) -eq 0 ] && order="record md5 text loop"
+    sql="SET jit = off;"
+    for name in $order; do sql+=$'\n'"SELECT '$name', bench_ms(\$q\$${record_sql[$name]}\$q\$);"; done
+    steal_mark
+    report=$(run_psql -At -F ' ' <<<"$sql") || { tusk_log "record bench: psql failed"; exit 1; }
+    steal=$(steal_since_mark)
+    declare -A ns=()
+    while read -r name ms; do ns[$name]=$(awk -v m="$ms" -v n="$RECORD_N" 'BEGIN {print m * 1e6 / n}'); done <<<"$report"
+    [ -n "${ns[loop]:-}" ] && [ -n "${ns[text]:-}" ] && [ -n "${ns[md5]:-}" ] && [ -n "${ns[record]:-}" ] ||
+        { tusk_log "record bench: timings missing"; echo "$report" >&2; exit 1; }
+    for name in loop text md5 record; do record_nss[$name]+="${ns[$name]} "; done
+    # md5() that costs no more than g::text alone did not run.
+    awk -v m="${ns[md5]}" -v t="${ns[text]}" 'BEGIN {exit !(m > t)}' ||
+        { tusk_log "record bench: md5 ${ns[md5]} ns per call, g::text alone ${ns[text]} ns"; exit 1; }
+    record_ratios+="$(awk -v r="${ns[record]}" -v l="${ns[loop]}" -v m="${ns[md5]}" -v t="${ns[text]}" \
+        'BEGIN {print (r - l) / (m - t)}') $steal
+"
+    record_gross_ratios+="$(awk -v r="${ns[record]}" -v m="${ns[md5]}" 'BEGIN {print r / m}') $steal
+"
+    printf '  round %d: per call, loop %.0f ns, g::text %.0f ns, md5 %.0f ns, tusk_metric_record %.0f ns, steal %d%%\n' \
+        "$round" "${ns[loop]}" "${ns[text]}" "${ns[md5]}" "${ns[record]}" "$steal"
+done
+# Every call of the volatile function reached the histogram.
+recorded=$(run_psql -At -c "SELECT count FROM tusk_metrics WHERE name = 'bench_record'")
+[ "${recorded:-0}" -eq $((recorded_before + ROUNDS * RECORD_N)) ] ||
+    { tusk_log "record bench: bench_record counted '$recorded', expected $((recorded_before + ROUNDS * RECORD_N))"; exit 1; }
+echo
+echo "| per call, one backend, $RECORD_N calls per statement (median over $ROUNDS rounds) | gross | net of the loop |"
+echo "|---|---:|---:|"
+awk -v l="$(printf '%s\n' ${record_nss[loop]} | median)" -v t="$(printf '%s\n' ${record_nss[text]} | median)" \
+    -v m="$(printf '%s\n' ${record_nss[md5]} | median)" -v r="$(printf '%s\n' ${record_nss[record]} | median)" \
+    -v call="tusk_metric_record('bench_record', g)" 'BEGIN {
+    printf "| the loop alone, `count(g)` | %.0f ns | |\n", l
+    printf "| `g::text` | %.0f ns | %.0f ns |\n", t, t - l
+    printf "| `md5(g::text)` | %.0f ns | %.0f ns (%.0f ns net of `g::text`) |\n", m, m - l, m - t
+    printf "| `%s` | %.0f ns | %.0f ns |\n", call, r, r - l
+}'
+printf '%s' "$record_ratios" | ratio_summary "tusk_metric_record / md5() of a short text, per call, net (as in the table)" "at most 1.0"
+printf '%s' "$record_gross_ratios" | ratio_summary "tusk_metric_record / md5(g::text), per call, loop included"
+
+# Built-in metrics on an L1 hit: the L1 hit script of the first section with
+# tusk.builtin_metrics on and off, $CLIENTS clients, interleaved, the order
+# alternating every round. Off is set per connection through PGOPTIONS (the
+# bench connects as a superuser and the setting is SUSET): no reload and no
+# extra statement in the script. tusk_cached_time must count every "on" call
+# and none of the "off" ones, and every call of both must be an L1 hit.
+# tusk.l1_max_entry_size is back at its default since the miss bench.
+hit_counts() { # tusk_cached_time's count, L1 hits
+    run_psql -At -F ' ' -c "SELECT coalesce((SELECT count FROM tusk_metrics WHERE name = 'tusk_cached_time'), 0), hits
+        FROM tusk_cache_stats WHERE tier = 'l1'"
+}
+declare -A metrics_options=([on]="" [off]="-c tusk.builtin_metrics=off")
+declare -A metrics_tpss=()
+metrics_ratios=""
+pgbench_run "$work/hit.sql" -c "$CLIENTS" -j "$CLIENTS" -T 1 >/dev/null # warm-up, not measured
+for round in $(seq 1 "$ROUNDS"); do
+    declare -A this=()
+    order="on off"
+    [ $((round % 2)) -eq 0 ] && order="off on"
+    steal_mark
+    for mode in $order; do
+        read -r timed_from l1_from < <(hit_counts)
+        report=$(PGOPTIONS=${metrics_options[$mode]} pgbench_run "$work/hit.sql" -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN")
+        read -r timed_to l1_to < <(hit_counts)
+        tps=$(tps_of <<<"$report")
+        processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$report")
+        [ -n "$tps" ] && [ "${processed:-0}" -gt 0 ] && [ -n "$timed_to" ] && [ -n "$l1_to" ] ||
+            { tusk_log "metrics bench: pgbench failed with metrics $mode"; echo "$report" >&2; exit 1; }
+        timed=$((timed_to - timed_from))
+        if [ "$mode" = on ]; then
+            [ "$timed" -ge "$processed" ] ||
+                { tusk_log "metrics bench: $processed calls with metrics on, tusk_cached_time counted $timed"; exit 1; }
+        else
+            [ "$timed" -eq 0 ] ||
+                { tusk_log "metrics bench: metrics off, yet tusk_cached_time counted $timed"; exit 1; }
+        fi
+        [ $((l1_to - l1_from)) -ge "$processed" ] ||
+            { tusk_log "metrics bench: $processed calls with metrics $mode, $((l1_to - l1_from)) L1 hits"; exit 1; }
+        metrics_tpss[$mode]+="$tps "
+        this[$mode]=$tps
+    done
+    steal=$(steal_since_mark)
+    metrics_ratios+="$(awk -v a="${this[on]}" -v b="${this[off]}" 'BEGIN {print a / b}') $steal
+"
+    printf '  round %d: metrics on %6.0f tps, off %6.0f tps, steal %d%%\n' "$round" "${this[on]}" "${this[off]}" "$steal"
+done
+echo
+echo "| \`tusk_cached\` L1 hit, 10-row result (pgbench -M prepared, $CLIENTS clients) | median TPS |"
+echo "|---|---:|"
+awk -v a="$(printf '%s\n' ${metrics_tpss[on]} | median)" -v b="$(printf '%s\n' ${metrics_tpss[off]} | median)" 'BEGIN {
+    printf "| `tusk.builtin_metrics = on` | %.0f |\n| `tusk.builtin_metrics = off` | %.0f |\n", a, b
+}'
+printf '%s' "$metrics_ratios" | ratio_summary "L1 hit throughput, built-in metrics on / off" "at least 0.97"
