@@ -55,11 +55,13 @@ void *allocate_no_oom(void *context, size_t length)
 
 void l1_define_gucs()
 {
-    DefineCustomIntVariable("tusk.l1_size",
+    /* PostgreSQL ends a backend that creates a PGC_POSTMASTER variable outside preloading. */
+    if (process_shared_preload_libraries_in_progress)
+        DefineCustomIntVariable("tusk.l1_size",
                             "Shared memory for the L1 cache (0 turns L1 off).",
-                            "Set at server start; split into 32 partitions.", &l1_size_kb,
-                            64 * 1024, 0, INT_MAX / 2, PGC_POSTMASTER, GUC_UNIT_KB, nullptr,
-                            nullptr, nullptr);
+                                "Set at server start; split into 32 partitions.", &l1_size_kb,
+                                64 * 1024, 0, INT_MAX / 2, PGC_POSTMASTER, GUC_UNIT_KB, nullptr,
+                                nullptr, nullptr);
     DefineCustomIntVariable("tusk.l1_max_entry_size",
                             "Largest entry (key and value) that L1 stores.",
                             "Larger results are still returned, just not kept in L1.",

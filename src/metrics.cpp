@@ -92,10 +92,12 @@ Size shmem_bytes() { return core::MetricRegistry::bytes_for(uint32_t(max_metrics
 
 void metrics_define_gucs()
 {
-    DefineCustomIntVariable("tusk.max_metrics", "Most metrics (built-in and user) the server can hold.",
-                            "Each takes about 20 kB of shared memory. Set at server start.", &max_metrics,
-                            256, int(size_t(Builtin::Count)) + 1, 100000, PGC_POSTMASTER, 0, nullptr,
-                            nullptr, nullptr);
+    /* PostgreSQL ends a backend that creates a PGC_POSTMASTER variable outside preloading. */
+    if (process_shared_preload_libraries_in_progress)
+        DefineCustomIntVariable("tusk.max_metrics", "Most metrics (built-in and user) the server can hold.",
+                                "Each takes about 20 kB of shared memory. Set at server start.", &max_metrics,
+                                256, int(size_t(Builtin::Count)) + 1, 100000, PGC_POSTMASTER, 0, nullptr,
+                                nullptr, nullptr);
     DefineCustomBoolVariable("tusk.builtin_metrics", "Whether tusk's functions record their own metrics.",
                              nullptr, &builtin_metrics_enabled, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 }

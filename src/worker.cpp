@@ -291,9 +291,11 @@ void run_interval_logged(TimestampTz now)
 
 void worker_define_gucs()
 {
-    DefineCustomStringVariable("tusk.database", "Database the tusk metrics worker connects to.",
-                               "The extension must be created there for history, sweeping and alerts.",
-                               &worker_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    /* PostgreSQL ends a backend that creates a PGC_POSTMASTER variable outside preloading. */
+    if (process_shared_preload_libraries_in_progress)
+        DefineCustomStringVariable("tusk.database", "Database the tusk metrics worker connects to.",
+                                   "The extension must be created there for history, sweeping and alerts.",
+                                   &worker_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("tusk.metrics_interval", "How often the metrics worker writes tusk_metrics_history.",
                             nullptr, &metrics_interval_ms, 10000, 100, 24 * 3600 * 1000, PGC_SIGHUP,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);

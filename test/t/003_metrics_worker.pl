@@ -175,4 +175,22 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM tusk_metrics_h
 	'and writes history again');
 
 $node->stop;
+
+# Without shared_preload_libraries: CREATE EXTENSION loads tusk into a running
+# backend, which must not end it (PostgreSQL refuses server-start settings
+# then), and every function says what is missing.
+my $plain = PostgreSQL::Test::Cluster->new('not_preloaded');
+$plain->init;
+$plain->start;
+($rc, $out, $err) = $plain->psql('postgres', 'CREATE EXTENSION tusk', extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+is($rc, 0, 'CREATE EXTENSION works without the preload') or diag($err);
+foreach my $call (q{tusk_cached('k', '1 min', 'SELECT 1')}, q{tusk_metric_record('m', 1)},
+	q{tusk_trace_start('op')})
+{
+	($rc, $out, $err) = $plain->psql('postgres', "SELECT $call", extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	like($err, qr/ERROR:  55000: .*shared_preload_libraries/s, "$call: 55000, naming shared_preload_libraries");
+}
+is($plain->safe_psql('postgres', 'SELECT 1'), '1', 'and the server is fine');
+unlike(slurp_file($plain->logfile), qr/FATAL|terminated by signal/, 'no backend ended');
+$plain->stop;
 done_testing();
