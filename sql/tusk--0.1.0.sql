@@ -247,3 +247,48 @@ CREATE VIEW tusk_alerts AS
 SELECT name, metric, statistic, comparison, threshold, state, observed, evaluated_at, changed_at
 FROM tusk_alert_rules;
 COMMENT ON VIEW tusk_alerts IS 'The alert rules and their state as of the worker''s last interval';
+
+-- Traces: spans timed on a monotonic clock. Each ended span is one observation (ms)
+-- in the histogram <operation>_duration and an entry in a ring in shared memory
+-- (the newest tusk.max_traces spans of the server), read through tusk_traces.
+
+CREATE FUNCTION tusk_trace_start(operation text, metadata jsonb DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tusk_trace_start'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_trace_start(text, jsonb) IS
+  'Opens a span of operation in this session and returns its id; end it with tusk_trace_end';
+
+CREATE FUNCTION tusk_trace_end(span bigint)
+RETURNS interval
+AS 'MODULE_PATHNAME', 'tusk_trace_end'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_trace_end(bigint) IS
+  'Ends a span opened in this session: returns its duration and records it in <operation>_duration (ms)';
+
+CREATE FUNCTION tusk_traces_reset()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tusk_traces_reset'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_traces_reset() IS
+  'Removes every completed span from the tusk_traces ring; returns how many';
+REVOKE ALL ON FUNCTION tusk_traces_reset() FROM PUBLIC;
+
+CREATE FUNCTION tusk_traces_list(
+    OUT span_id bigint,
+    OUT operation text,
+    OUT role text,
+    OUT database text,
+    OUT pid integer,
+    OUT started_at timestamptz,
+    OUT ended_at timestamptz,
+    OUT duration interval,
+    OUT metadata jsonb)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'tusk_traces_list'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW tusk_traces AS SELECT * FROM tusk_traces_list();
+COMMENT ON VIEW tusk_traces IS
+  'Recently ended spans, newest first (spans of roles the reader has the privileges of, or all with pg_read_all_stats)';
+GRANT SELECT ON tusk_traces TO PUBLIC;

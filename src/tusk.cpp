@@ -23,6 +23,7 @@ void _PG_init(void);
 #include "l2_cache.hpp"
 #include "l3_cache.hpp"
 #include "metrics.hpp"
+#include "traces.hpp"
 #include "pending.hpp"
 #include "query_runner.hpp"
 #include "tusk.hpp"
@@ -45,6 +46,7 @@ void request_shmem()
     l2_request_shmem();
     l3_request_shmem();
     metrics_request_shmem();
+    traces_request_shmem();
 }
 
 void startup_shmem()
@@ -55,6 +57,7 @@ void startup_shmem()
     l2_startup_shmem();
     l3_startup_shmem();
     metrics_startup_shmem();
+    traces_startup_shmem();
 }
 
 }  // namespace
@@ -68,6 +71,7 @@ extern "C" void _PG_init(void)
     tusk::l3_define_gucs();
     tusk::metrics_define_gucs();
     tusk::worker_define_gucs();
+    tusk::traces_define_gucs();
     MarkGUCPrefixReserved("tusk");
     tusk::pending_register_callbacks();
     tusk::query_runner_install_hooks();
