@@ -386,54 +386,63 @@ awk -v l="$(printf '%s\n' ${record_nss[loop]} | median)" -v t="$(printf '%s\n' $
 printf '%s' "$record_ratios" | ratio_summary "tusk_metric_record / md5() of a short text, per call, net (as in the table)" "at most 1.0"
 printf '%s' "$record_gross_ratios" | ratio_summary "tusk_metric_record / md5(g::text), per call, loop included"
 
-# Built-in metrics on an L1 hit: the L1 hit script of the first section with
-# tusk.builtin_metrics on and off, $CLIENTS clients, interleaved, the order
-# alternating every round. Off is set per connection through PGOPTIONS (the
-# bench connects as a superuser and the setting is SUSET): no reload and no
-# extra statement in the script. tusk_cached_time must count every "on" call
-# and none of the "off" ones, and every call of both must be an L1 hit.
+# Built-in metrics on an L1 hit: the L1 hit script of the first section run
+# by two pgbench processes at the same time, $CLIENTS clients each, one with
+# tusk.builtin_metrics off (set per connection through PGOPTIONS: the bench
+# connects as a superuser and the setting is SUSET), the other with it on.
+# Run side by side, both see the same machine at the same moment, which
+# separate runs on this machine do not (their throughput swings by 10% or
+# more from one run to the next); the two "on" clients still contend with
+# each other for the shared histograms. tusk_cached_time must count every
+# "on" call and none of the "off" ones, and every call must be an L1 hit.
 # tusk.l1_max_entry_size is back at its default since the miss bench.
 hit_counts() { # tusk_cached_time's count, L1 hits
     run_psql -At -F ' ' -c "SELECT coalesce((SELECT count FROM tusk_metrics WHERE name = 'tusk_cached_time'), 0), hits
         FROM tusk_cache_stats WHERE tier = 'l1'"
 }
-declare -A metrics_options=([on]="" [off]="-c tusk.builtin_metrics=off")
 declare -A metrics_tpss=()
 metrics_ratios=""
 pgbench_run "$work/hit.sql" -c "$CLIENTS" -j "$CLIENTS" -T 1 >/dev/null # warm-up, not measured
-for round in $(seq 1 "$ROUNDS"); do
+for round in $(seq 1 $((ROUNDS * 2))); do
     declare -A this=()
-    order="on off"
-    [ $((round % 2)) -eq 0 ] && order="off on"
+    read -r timed_from l1_from < <(hit_counts)
     steal_mark
-    for mode in $order; do
-        read -r timed_from l1_from < <(hit_counts)
-        report=$(PGOPTIONS=${metrics_options[$mode]} pgbench_run "$work/hit.sql" -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN")
-        read -r timed_to l1_to < <(hit_counts)
-        tps=$(tps_of <<<"$report")
-        processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$report")
-        [ -n "$tps" ] && [ "${processed:-0}" -gt 0 ] && [ -n "$timed_to" ] && [ -n "$l1_to" ] ||
-            { tusk_log "metrics bench: pgbench failed with metrics $mode"; echo "$report" >&2; exit 1; }
-        timed=$((timed_to - timed_from))
-        if [ "$mode" = on ]; then
-            [ "$timed" -ge "$processed" ] ||
-                { tusk_log "metrics bench: $processed calls with metrics on, tusk_cached_time counted $timed"; exit 1; }
-        else
-            [ "$timed" -eq 0 ] ||
-                { tusk_log "metrics bench: metrics off, yet tusk_cached_time counted $timed"; exit 1; }
-        fi
-        [ $((l1_to - l1_from)) -ge "$processed" ] ||
-            { tusk_log "metrics bench: $processed calls with metrics $mode, $((l1_to - l1_from)) L1 hits"; exit 1; }
-        metrics_tpss[$mode]+="$tps "
-        this[$mode]=$tps
-    done
+    # The one started first gets a head start of a few milliseconds: alternate.
+    first=on second=off
+    [ $((round % 2)) -eq 0 ] && first=off second=on
+    metrics_pgbench() { # on|off
+        PGOPTIONS="$([ "$1" = off ] && echo "-c tusk.builtin_metrics=off")" \
+            pgbench_run "$work/hit.sql" -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" >"$work/metrics_$1.out"
+    }
+    metrics_pgbench "$first" &
+    first_pid=$!
+    metrics_pgbench "$second"
+    wait "$first_pid"
     steal=$(steal_since_mark)
+    read -r timed_to l1_to < <(hit_counts)
+    processed=0
+    for mode in on off; do
+        this[$mode]=$(tps_of <"$work/metrics_$mode.out")
+        done_here=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/metrics_$mode.out")
+        [ -n "${this[$mode]}" ] && [ "${done_here:-0}" -gt 0 ] ||
+            { tusk_log "metrics bench: pgbench failed with metrics $mode"; cat "$work/metrics_$mode.out" >&2; exit 1; }
+        [ "$mode" = on ] && processed_on=$done_here
+        processed=$((processed + done_here))
+        metrics_tpss[$mode]+="${this[$mode]} "
+    done
+    # pgbench counts completed transactions; a call cut off at the end may be timed too.
+    timed=$((timed_to - timed_from))
+    [ "$timed" -ge "$processed_on" ] && [ "$timed" -le $((processed_on + CLIENTS)) ] ||
+        { tusk_log "metrics bench: $processed_on calls with metrics on, tusk_cached_time counted $timed"; exit 1; }
+    [ $((l1_to - l1_from)) -ge "$processed" ] ||
+        { tusk_log "metrics bench: $processed calls, $((l1_to - l1_from)) L1 hits"; exit 1; }
     metrics_ratios+="$(awk -v a="${this[on]}" -v b="${this[off]}" 'BEGIN {print a / b}') $steal
 "
-    printf '  round %d: metrics on %6.0f tps, off %6.0f tps, steal %d%%\n' "$round" "${this[on]}" "${this[off]}" "$steal"
+    printf '  round %d: side by side, metrics on %6.0f tps, off %6.0f tps, steal %d%%\n' \
+        "$round" "${this[on]}" "${this[off]}" "$steal"
 done
 echo
-echo "| \`tusk_cached\` L1 hit, 10-row result (pgbench -M prepared, $CLIENTS clients) | median TPS |"
+echo "| \`tusk_cached\` L1 hit, 10-row result (two pgbench -M prepared side by side, $CLIENTS clients each) | median TPS |"
 echo "|---|---:|"
 awk -v a="$(printf '%s\n' ${metrics_tpss[on]} | median)" -v b="$(printf '%s\n' ${metrics_tpss[off]} | median)" 'BEGIN {
     printf "| `tusk.builtin_metrics = on` | %.0f |\n| `tusk.builtin_metrics = off` | %.0f |\n", a, b

@@ -13,7 +13,7 @@ say "Preparing: packages, build, install"
 ensure_packages && build_and_install || { tusk_log "setup failed"; exit 1; }
 
 start_redis || exit 1
-start_postgres "tusk.l1_size = '64MB'" "work_mem = '64MB'" \
+start_postgres "tusk.l1_size = '64MB'" "work_mem = '64MB'" "tusk.metrics_interval = '1s'" \
     "tusk.redis_host = '127.0.0.1'" "tusk.redis_port = $REDIS_PORT" || exit 1
 echo "PostgreSQL 15 on 127.0.0.1:$PG_PORT with shared_preload_libraries = 'tusk', tusk.l1_size = 64MB"
 echo "Redis on 127.0.0.1:$REDIS_PORT as the shared L2 tier (tusk.redis_host, tusk.redis_port)"
@@ -144,6 +144,21 @@ END $$;
 SELECT tier, entries, pg_size_pretty(bytes) AS bytes, pg_size_pretty(capacity_bytes) AS capacity,
        hits, misses, sets, evictions, expirations, errors
 FROM tusk_cache_stats;
+
+\echo
+\echo '== tusk_metrics: every tusk call measured itself (lock-free histograms, times in ms)'
+SELECT name, kind, count, round(p50::numeric, 4) AS p50, round(p95::numeric, 4) AS p95,
+       round(p99::numeric, 4) AS p99, value
+FROM tusk_metrics WHERE count > 0 ORDER BY kind, name;
+
+\echo
+\echo '== a metric of your own; the tusk metrics worker writes each interval into tusk_metrics_history'
+SELECT count(tusk_metric_record('checkout_ms', 5 + 20 * random())) AS recorded FROM generate_series(1, 10000);
+SELECT pg_sleep(1.5);
+SELECT to_char(interval_end, 'HH24:MI:SS.MS') AS interval_end, name, count, round(min::numeric, 2) AS min,
+       round(p50::numeric, 2) AS p50, round(p99::numeric, 2) AS p99, round(max::numeric, 2) AS max
+FROM tusk_metrics_history WHERE name = 'checkout_ms';
+SELECT pid, backend_type, state FROM pg_stat_activity WHERE backend_type = 'tusk metrics worker';
 SQL
 rc=$?
 [ $rc -eq 0 ] || exit $rc
