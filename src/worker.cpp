@@ -46,6 +46,7 @@ PGDLLEXPORT void tusk_worker_main(Datum);
 }
 
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "alerts.hpp"
@@ -65,12 +66,16 @@ char *worker_database = nullptr; /* tusk.database */
 int metrics_interval_ms = 10000; /* tusk.metrics_interval */
 int metrics_retention_s = 7 * 24 * 3600; /* tusk.metrics_retention */
 
-/* The previous interval's state of one slot. */
+/*
+ * The previous interval's state of one slot. A histogram's snapshot (about
+ * 20 kB) is allocated only for histogram slots, so the worker's memory grows
+ * with the histograms that exist, not with tusk.max_metrics.
+ */
 struct Previous {
     bool valid = false;
     uint64_t count = 0; /* counters and gauges */
     double value = 0;
-    core::HistogramSnapshot histogram;
+    std::unique_ptr<core::HistogramSnapshot> histogram;
 };
 std::vector<Previous> previous;
 TimestampTz previous_at = 0;
@@ -124,6 +129,8 @@ void collect_interval_unguarded()
         Previous &before = previous[i];
         if (!before.valid && !baseline_only) {
             before = Previous{};
+            if (slot.kind == core::MetricKind::Histogram)
+                before.histogram = std::make_unique<core::HistogramSnapshot>();
             before.valid = true;
         }
         IntervalRow row{};
@@ -132,8 +139,8 @@ void collect_interval_unguarded()
             core::HistogramSnapshot now = core::histogram_snapshot(slot.cells);
             double lo, hi;
             core::histogram_take_interval_extremes(slot.cells, lo, hi);
-            if (before.valid) {
-                core::HistogramSnapshot delta = core::difference(now, before.histogram);
+            if (before.valid && before.histogram != nullptr) {
+                core::HistogramSnapshot delta = core::difference(now, *before.histogram);
                 if (delta.count > 0) {
                     delta.min = lo;
                     delta.max = hi;
@@ -148,7 +155,7 @@ void collect_interval_unguarded()
                     rows.push_back(row);
                 }
             }
-            before.histogram = std::move(now);
+            before.histogram = std::make_unique<core::HistogramSnapshot>(std::move(now));
             before.valid = true;
             continue;
         }
