@@ -204,8 +204,8 @@ BEGIN
     IF name IS NULL OR metric IS NULL OR statistic IS NULL OR comparison IS NULL OR threshold IS NULL THEN
         RAISE EXCEPTION 'tusk_alert_create: no argument may be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF name = '' THEN
-        RAISE EXCEPTION 'an alert needs a name' USING ERRCODE = 'invalid_name';
+    IF name = '' OR length(name) > 63 THEN
+        RAISE EXCEPTION 'an alert name is 1 to 63 characters' USING ERRCODE = 'invalid_name';
     END IF;
     IF metric !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION 'invalid metric name "%"', metric USING ERRCODE = 'invalid_name';

@@ -86,6 +86,9 @@ SELECT tusk_metric_gauge('regress_queue_depth', 'Infinity');
 SELECT tusk_metric_record('regress_requests', 1);
 SELECT tusk_metric_increment('regress_latency');
 SELECT tusk_metric_gauge('cache_l1_hits', 1);
+-- the built-in metrics are tusk's own: SQL cannot record into them
+SELECT tusk_metric_increment('cache_l1_hits', 1e308);
+SELECT tusk_metric_record('tusk_cached_time', 1e12);
 -- unknown names
 SELECT * FROM tusk_histogram('regress_no_such_metric');
 SELECT * FROM tusk_histogram('regress_requests');

@@ -242,6 +242,21 @@ Datum histogram(FunctionCallInfo fcinfo)
     return (Datum) 0;
 }
 
+/* The histogram whose summary has a sample named `name` (h_sum, h_count), or nullptr. */
+const char *summary_sample_of(core::MetricRegistry *registry, const char *name)
+{
+    size_t length = strlen(name);
+    for (const char *suffix : {"_sum", "_count"}) {
+        size_t n = strlen(suffix);
+        if (length <= n || strcmp(name + length - n, suffix) != 0)
+            continue;
+        core::MetricSlot *base = registry->find(std::string_view(name, length - n));
+        if (base != nullptr && base->kind == core::MetricKind::Histogram)
+            return base->name;
+    }
+    return nullptr;
+}
+
 /* A sample value as the Prometheus text format spells it. */
 void append_sample_value(StringInfo out, double v)
 {
@@ -265,6 +280,16 @@ Datum metrics_prometheus(FunctionCallInfo)
         SlotSummary s{};
         summarize(slot, s);
         const char *name = slot.name;
+        /*
+         * A histogram h is exported as the samples h, h_sum and h_count: a metric
+         * named h_sum or h_count would be a second family of the same name, and
+         * Prometheus refuses the whole page. Such a metric is left out.
+         */
+        if (const char *of = summary_sample_of(registry, name)) {
+            appendStringInfo(&out, "# tusk: %s %s is not exported: histogram %s exports a sample of that name\n",
+                             core::metric_kind_name(slot.kind), name, of);
+            continue;
+        }
         switch (slot.kind) {
             case core::MetricKind::Counter: {
                 /* Prometheus counters end in _total; "x" is exported as x_total unless that name is taken. */

@@ -118,7 +118,9 @@ void metrics_startup_shmem()
         registry->set_created_at(GetCurrentTimestamp());
         for (const BuiltinDefinition &builtin : kBuiltins) {
             core::MetricRegistry::Outcome outcome;
-            registry->register_locked(builtin.name, builtin.kind, outcome);
+            core::MetricSlot *slot = registry->register_locked(builtin.name, builtin.kind, outcome);
+            if (slot != nullptr)
+                slot->builtin = true;
         }
     } else {
         registry = static_cast<core::MetricRegistry *>(memory);
@@ -187,6 +189,10 @@ core::MetricSlot *metric_slot_for(const char *name, size_t length, core::MetricK
                                    registry->capacity()),
                             errhint("Raise tusk.max_metrics (takes effect at server start).")));
     }
+    if (slot->builtin)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("metric \"%s\" is recorded by tusk itself", pnstrdup(name, length)),
+                        errhint("Choose another name for your own metrics.")));
     if (slot->kind != kind)
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
                         errmsg("metric \"%s\" is a %s, not a %s", pnstrdup(name, length), core::metric_kind_name(slot->kind),

@@ -39,6 +39,8 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -74,11 +76,14 @@ int metrics_retention_s = 7 * 24 * 3600; /* tusk.metrics_retention */
 struct Previous {
     bool valid = false;
     uint64_t count = 0; /* counters and gauges */
+    uint64_t resets = 0;
     double value = 0;
     std::unique_ptr<core::HistogramSnapshot> histogram;
 };
 std::vector<Previous> previous;
 TimestampTz previous_at = 0;
+/* The snapshots were lost (out of memory): the next collection takes a baseline. */
+bool baseline_next = false;
 bool said_waiting = false;
 
 /* One metric's row for the interval just ended. */
@@ -104,7 +109,10 @@ void collect_interval() noexcept
     } catch (...) {
         rows.clear();
         previous.clear();
+        baseline_next = true;
+        return;
     }
+    baseline_next = false;
 }
 
 void collect_interval_unguarded()
@@ -120,7 +128,7 @@ void collect_interval_unguarded()
      * before (a restarted worker): then its values may be older than the
      * interval, and this collection only takes a baseline.
      */
-    bool baseline_only = previous_at == 0 && registry->collected_at() != 0;
+    bool baseline_only = (previous_at == 0 && registry->collected_at() != 0) || baseline_next;
     previous.resize(registry->capacity());
     for (uint32_t i = 0; i < registry->capacity(); i++) {
         core::MetricSlot &slot = registry->slot(i);
@@ -146,8 +154,14 @@ void collect_interval_unguarded()
                     delta.max = hi;
                     row.count = delta.count;
                     row.sum = delta.sum;
-                    row.min = std::isfinite(lo) ? lo : core::quantile(delta, 0);
-                    row.max = std::isfinite(hi) ? hi : core::quantile(delta, 1);
+                    /*
+                     * quantile() uses the extremes only where they lie in the lowest
+                     * and highest occupied buckets: a value recorded at the very
+                     * moment of the take may be counted in one interval and be the
+                     * extreme of the next (histogram.hpp).
+                     */
+                    row.min = core::quantile(delta, 0);
+                    row.max = core::quantile(delta, 1);
                     row.p50 = core::quantile(delta, 0.5);
                     row.p95 = core::quantile(delta, 0.95);
                     row.p99 = core::quantile(delta, 0.99);
@@ -159,17 +173,19 @@ void collect_interval_unguarded()
             before.valid = true;
             continue;
         }
-        uint64_t count = slot.cells.count.load(std::memory_order_relaxed);
+        uint64_t resets = slot.cells.resets.load(std::memory_order_acquire);
+        uint64_t count = slot.cells.count.load(std::memory_order_acquire);
         double value = slot.current_value();
-        if (before.valid && count != before.count) {
-            /* A reset shows as a count that went down: the interval is everything since. */
-            bool reset = count < before.count;
+        /* After a reset, the interval is everything since the reset. */
+        bool reset = before.valid && (resets != before.resets || count < before.count);
+        if (before.valid && (count != before.count || reset) && count > 0) {
             row.count = reset ? count : count - before.count;
             row.value = value;
             row.sum = slot.kind == core::MetricKind::Counter ? (reset ? value : value - before.value) : NAN;
             rows.push_back(row);
         }
         before.count = count;
+        before.resets = resets;
         before.value = value;
         before.valid = true;
     }
@@ -230,6 +246,36 @@ void trim_history(const char *schema, TimestampTz now)
         elog(ERROR, "tusk metrics worker: history trim failed: %s", SPI_result_code_string(rc));
 }
 
+/*
+ * Runs step() in an internal subtransaction: an error is logged as a
+ * WARNING and rolled back, and the transaction goes on. step must hold no
+ * C++ object with a destructor (lambdas capturing plain values only).
+ */
+template <typename Step> void in_subtransaction(const char *what, Step step)
+{
+    MemoryContext context = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(context);
+    PG_TRY();
+    {
+        step();
+        ReleaseCurrentSubTransaction();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(context);
+        ErrorData *error = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        ereport(WARNING, (errmsg("tusk metrics worker: error %s: %s", what, error->message)));
+        FreeErrorData(error);
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(context);
+    CurrentResourceOwner = owner;
+}
+
 /* One interval's work, in its own transaction. Raises on failure (the caller logs it). */
 void run_interval(TimestampTz now)
 {
@@ -256,16 +302,21 @@ void run_interval(TimestampTz now)
         said_waiting = true;
     } else {
         said_waiting = false;
-        char *schema = get_namespace_name(extension_schema_of(extension));
-        if (SPI_connect() != SPI_OK_CONNECT)
-            elog(ERROR, "tusk metrics worker: SPI_connect failed");
-        if (previous_at != 0)
-            write_history(schema, previous_at, now);
-        trim_history(schema, now);
-        SPI_finish();
-        l3_sweep_expired(now, kSweepPerInterval);
-        if (previous_at != 0)
-            evaluate_alerts(schema, now);
+        /* The extension may be dropped at this very moment: then there is no schema. */
+        Oid schema_oid = extension_schema_of(extension);
+        char *schema = OidIsValid(schema_oid) ? get_namespace_name(schema_oid) : nullptr;
+        if (schema != nullptr) {
+            if (SPI_connect() != SPI_OK_CONNECT)
+                elog(ERROR, "tusk metrics worker: SPI_connect failed");
+            if (previous_at != 0)
+                write_history(schema, previous_at, now);
+            trim_history(schema, now);
+            SPI_finish();
+            /* Each in a subtransaction: its failure is logged and the history stays. */
+            in_subtransaction("sweeping expired L3 rows", [now] { l3_sweep_expired(now, kSweepPerInterval); });
+            if (previous_at != 0)
+                in_subtransaction("judging the alert rules", [schema, now] { evaluate_alerts(schema, now); });
+        }
     }
     previous_at = now;
     PopActiveSnapshot();
@@ -347,6 +398,8 @@ extern "C" void tusk_worker_main(Datum)
         (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms > 0 ? wait_ms : 1,
                          PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
+        /* A cancel (pg_cancel_backend) while idle has nothing to cancel: it must not end the worker. */
+        QueryCancelPending = false;
         CHECK_FOR_INTERRUPTS();
         if (ConfigReloadPending) {
             ConfigReloadPending = false;

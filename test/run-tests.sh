@@ -140,10 +140,12 @@ crashes() {
         held != "" { if ($0 !~ /killed_on_purpose/) print held; held = "" }
         END { if (held != "") print held }'
 }
-if ls $logs >/dev/null 2>&1 && [ -z "$(crashes $logs | tee /dev/stderr)" ]; then
+found=$(ls $logs >/dev/null 2>&1 && crashes $logs) || found="server logs missing"
+if [ -z "$found" ]; then
     echo "no backend crashed"
     count 1 0
 else
+    printf '%s\n' "$found"
     echo "server log missing or shows a crashed backend"
     count 0 1
 fi

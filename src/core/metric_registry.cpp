@@ -119,6 +119,7 @@ MetricSlot *MetricRegistry::register_locked(std::string_view name, MetricKind ki
             continue;
         }
         slot->kind = kind;
+        slot->builtin = false;
         slot->hash = hash;
         slot->name_length = uint32_t(name.size());
         std::memcpy(slot->name, name.data(), name.size());

@@ -52,6 +52,7 @@ bool valid_metric_name(std::string_view name);
 struct MetricSlot {
     std::atomic<uint32_t> state; /* kEmpty or kReady */
     MetricKind kind;
+    bool builtin; /* recorded by the server itself; set before the registry is shared */
     uint32_t name_length;
     uint64_t hash;
     char name[kMaxMetricNameLength + 1];

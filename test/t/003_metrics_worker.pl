@@ -100,6 +100,25 @@ $node->safe_psql('postgres', q{SELECT tusk_metric_increment('t_after_restart')})
 ok($node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM tusk_metrics_history WHERE name = 't_after_restart'}),
 	'and writes history again');
 
+# A counter reset between two intervals: the next row counts from the reset.
+$node->safe_psql('postgres', q{SELECT tusk_metric_increment('t_reset', 100) FROM generate_series(1, 10)});
+ok($node->poll_query_until('postgres', q{SELECT coalesce(sum(sum), 0) = 1000 FROM tusk_metrics_history WHERE name = 't_reset'}),
+	'a counter: 10 increments of 100');
+$node->safe_psql('postgres', q{
+SELECT tusk_metrics_reset('t_reset');
+SELECT tusk_metric_increment('t_reset', 1) FROM generate_series(1, 11);});
+ok($node->poll_query_until('postgres', q{
+SELECT count(*) = 1 FROM tusk_metrics_history WHERE name = 't_reset' AND count = 11 AND sum = 11 AND value = 11}),
+	'after a reset, 11 increments of 1: the row says 11, not 11 - 1000');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM tusk_metrics_history WHERE name = 't_reset' AND sum < 0}),
+	'0', 'and no interval has a negative increase');
+
+# pg_cancel_backend on the idle worker cancels nothing and does not end it.
+$pid = worker_pid();
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+sleep 1;
+is(worker_pid(), $pid, 'pg_cancel_backend does not end the worker');
+
 # Alerts: a rule fires in the interval that breaks it and clears in the next;
 # each change is one NOTIFY tusk_alerts with a JSON payload and one log line.
 $node->safe_psql('postgres', q{SELECT tusk_alert_create('slow_thing', 't_alerted', 'max', '>', 10)});
@@ -124,15 +143,21 @@ my ($rc, $out, $err) = $node->psql('postgres', q{SELECT tusk_alert_create('bad',
 like($err, qr/unknown statistic "p42"/, 'an unknown statistic is refused');
 ($rc, $out, $err) = $node->psql('postgres', q{SELECT tusk_alert_create('bad', 't', 'max', '!=', 1)});
 like($err, qr/unknown comparison "!="/, 'an unknown comparison is refused');
+($rc, $out, $err) = $node->psql('postgres', q{SELECT tusk_alert_create(repeat('a', 64), 't', 'max', '>', 1)});
+like($err, qr/an alert name is 1 to 63 characters/, 'a long alert name is refused (its NOTIFY payload must fit)');
 ($rc, $out, $err) = $node->psql('postgres', q{SELECT tusk_alert_create('bad', 't', 'max', '>', 'NaN')});
 like($err, qr/threshold must be a finite number/, 'a NaN threshold is refused');
 is($node->safe_psql('postgres', q{SELECT tusk_alert_drop('slow_thing'), tusk_alert_drop('slow_thing')}),
 	't|f', 'tusk_alert_drop');
 
-# Prometheus text: promtool accepts it.
+# Prometheus text: promtool accepts it, also when a metric is named like a
+# sample of a histogram's summary (it is left out, with a comment).
+$node->safe_psql('postgres', q{SELECT tusk_metric_gauge('t_latency_count', 1)});
 my $text = $node->safe_psql('postgres', 'SELECT tusk_metrics_prometheus()');
 like($text, qr/^# TYPE t_requests_total counter\nt_requests_total 5$/m, 'a counter, with _total');
 like($text, qr/^t_latency\{quantile="0.99"\} /m, 'a histogram, as a summary');
+like($text, qr/^# tusk: gauge t_latency_count is not exported: histogram t_latency exports a sample of that name$/m,
+	'a gauge named like a sample of the summary is left out');
 my $file = "$PostgreSQL::Test::Utils::tmp_check/metrics.prom";
 open(my $fh, '>', $file) or die;
 print $fh "$text\n";
