@@ -185,12 +185,6 @@ uint64 l3_removed(int64 removed, L3Refusal why, const char *what)
 }
 
 /*
- * Looks key up in the shared tiers: L1, then L2, then L3. A lower tier's
- * hit is copied up, unless a delete, invalidate or flush ran meanwhile
- * (the hit may be what it removed) or, from L3, some transaction is
- * deleting or replacing the row: the hit is served, not spread.
- */
-/*
  * The built-in metrics of one tier lookup that started at `start` (0 when
  * built-in metrics are off): its latency, and a hit when there was one.
  */
@@ -203,11 +197,15 @@ void tier_looked_up(int64_t start, Builtin time, Builtin hits, bool hit)
         builtin_count(hits);
 }
 
-int64_t tier_lookup_start() { return builtin_metrics_on() ? metrics_clock_ns() : 0; }
-
+/*
+ * Looks key up in the shared tiers: L1, then L2, then L3. A lower tier's
+ * hit is copied up, unless a delete, invalidate or flush ran meanwhile
+ * (the hit may be what it removed) or, from L3, some transaction is
+ * deleting or replacing the row: the hit is served, not spread.
+ */
 struct varlena *shared_lookup(const CacheKey &key, const core::Fingerprint *want, int64 now)
 {
-    int64_t start = tier_lookup_start();
+    int64_t start = builtin_timer_start();
     struct varlena *l1_hit = l1_get(key.l1, want, now, nullptr);
     tier_looked_up(start, Builtin::CacheL1Time, Builtin::CacheL1Hits, l1_hit != nullptr);
     if (l1_hit != nullptr)
@@ -216,7 +214,7 @@ struct varlena *shared_lookup(const CacheKey &key, const core::Fingerprint *want
     int64 expires_at;
     core::Fingerprint found;
     if (l2_enabled()) {
-        start = tier_lookup_start();
+        start = builtin_timer_start();
         Jsonb *hit = l2_get(key.l2_name(), want, now, &expires_at, &found);
         tier_looked_up(start, Builtin::CacheL2Time, Builtin::CacheL2Hits, hit != nullptr);
         if (hit != nullptr) {
@@ -226,7 +224,7 @@ struct varlena *shared_lookup(const CacheKey &key, const core::Fingerprint *want
         }
     }
     bool settled = false;
-    start = tier_lookup_start();
+    start = builtin_timer_start();
     Jsonb *hit = l3_get(key.l1, want, now, &expires_at, &found, &settled);
     if (l3_enabled())
         tier_looked_up(start, Builtin::CacheL3Time, Builtin::CacheL3Hits, hit != nullptr);
@@ -310,7 +308,7 @@ Datum cached(FunctionCallInfo fcinfo)
 
     char *sql = text_to_cstring(query);
     uint64 epoch = l3_invalidation_epoch(); /* before the query reads anything */
-    int64_t query_start = tier_lookup_start();
+    int64_t query_start = builtin_timer_start();
     Jsonb *rows = pg_call([sql, params] { return run_query_as_jsonb(sql, params); });
     if (query_start != 0) {
         builtin_time_since(Builtin::DatabaseQueryTime, query_start);
@@ -480,7 +478,7 @@ Datum cache_stats_reset(FunctionCallInfo)
  */
 template <typename F> Datum timed_sql_entry(Builtin metric, F &&body) noexcept
 {
-    int64_t start = builtin_metrics_on() ? metrics_clock_ns() : 0;
+    int64_t start = builtin_timer_start();
     Datum result = sql_entry(std::forward<F>(body));
     if (start != 0)
         builtin_time_since(metric, start);

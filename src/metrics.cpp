@@ -138,6 +138,8 @@ int64_t metrics_clock_ns()
     return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+int64_t builtin_timer_start() { return builtin_metrics_on() ? metrics_clock_ns() : 0; }
+
 int64_t metrics_timestamp()
 {
     struct timespec ts;

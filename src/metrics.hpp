@@ -44,6 +44,9 @@ bool builtin_metrics_on();
 /* A monotonic clock for durations, in nanoseconds. */
 int64_t metrics_clock_ns();
 
+/* The start of a built-in timing: metrics_clock_ns(), or 0 when built-in metrics are off. */
+int64_t builtin_timer_start();
+
 /* Built-in recording; each is a no-op when builtin_metrics_on() is false. */
 void builtin_count(Builtin metric);
 void builtin_time_since(Builtin metric, int64_t start_ns);

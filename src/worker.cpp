@@ -90,8 +90,8 @@ bool said_waiting = false;
 struct IntervalRow {
     core::MetricSlot *slot;
     uint64_t count;
+    /* NaN (written as NULL) where the kind has no such statistic. */
     double sum, min, max, p50, p95, p99, value;
-    bool has_stats; /* histogram statistics present */
 };
 std::vector<IntervalRow> rows;
 
@@ -141,8 +141,7 @@ void collect_interval_unguarded()
                 before.histogram = std::make_unique<core::HistogramSnapshot>();
             before.valid = true;
         }
-        IntervalRow row{};
-        row.slot = &slot;
+        IntervalRow row{&slot, 0, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
         if (slot.kind == core::MetricKind::Histogram) {
             core::HistogramSnapshot now = core::histogram_snapshot(slot.cells);
             double lo, hi;
@@ -165,7 +164,6 @@ void collect_interval_unguarded()
                     row.p50 = core::quantile(delta, 0.5);
                     row.p95 = core::quantile(delta, 0.95);
                     row.p99 = core::quantile(delta, 0.99);
-                    row.has_stats = true;
                     rows.push_back(row);
                 }
             }
@@ -219,14 +217,13 @@ void write_history(const char *schema, TimestampTz start, TimestampTz end)
         values[2] = CStringGetTextDatum(row.slot->name);
         values[3] = CStringGetTextDatum(core::metric_kind_name(row.slot->kind));
         values[4] = Int64GetDatum(int64(row.count));
-        bool histogram = row.slot->kind == core::MetricKind::Histogram;
         values[5] = float_or_null(row.sum, &nulls[5]);
-        values[6] = histogram ? float_or_null(row.min, &nulls[6]) : float_or_null(NAN, &nulls[6]);
-        values[7] = histogram ? float_or_null(row.max, &nulls[7]) : float_or_null(NAN, &nulls[7]);
-        values[8] = histogram ? float_or_null(row.p50, &nulls[8]) : float_or_null(NAN, &nulls[8]);
-        values[9] = histogram ? float_or_null(row.p95, &nulls[9]) : float_or_null(NAN, &nulls[9]);
-        values[10] = histogram ? float_or_null(row.p99, &nulls[10]) : float_or_null(NAN, &nulls[10]);
-        values[11] = histogram ? float_or_null(NAN, &nulls[11]) : float_or_null(row.value, &nulls[11]);
+        values[6] = float_or_null(row.min, &nulls[6]);
+        values[7] = float_or_null(row.max, &nulls[7]);
+        values[8] = float_or_null(row.p50, &nulls[8]);
+        values[9] = float_or_null(row.p95, &nulls[9]);
+        values[10] = float_or_null(row.p99, &nulls[10]);
+        values[11] = float_or_null(row.value, &nulls[11]);
         int rc = SPI_execute_plan(plan, values, nulls, false, 0);
         if (rc != SPI_OK_INSERT)
             elog(ERROR, "tusk metrics worker: history insert failed: %s", SPI_result_code_string(rc));
