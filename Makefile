@@ -20,6 +20,9 @@ OBJS = \
 	src/worker.o \
 	src/alerts.o \
 	src/traces.o \
+	src/prepared.o \
+	src/batch_insert.o \
+	src/benchmark.o \
 	src/core/l1_store.o \
 	src/core/ttl.o \
 	src/core/cache_key.o \
@@ -31,7 +34,7 @@ OBJS = \
 	src/core/redis_client.o
 DATA = sql/tusk--$(EXTVERSION).sql
 
-REGRESS = tusk_setup tusk_cached tusk_errors tusk_transactions tusk_privileges tusk_large tusk_l3 tusk_metrics tusk_traces
+REGRESS = tusk_setup tusk_cached tusk_errors tusk_transactions tusk_privileges tusk_large tusk_l3 tusk_metrics tusk_traces tusk_query tusk_batch_insert tusk_benchmark
 # Run by make test only, which points the instance at its throwaway Redis.
 REGRESS_REDIS = tusk_l2
 REGRESS_OPTS = --temp-instance=regress_instance --temp-config=test/regress.conf

@@ -292,3 +292,62 @@ CREATE VIEW tusk_traces AS SELECT * FROM tusk_traces_list();
 COMMENT ON VIEW tusk_traces IS
   'Recently ended spans, newest first (spans of roles the reader has the privileges of, or all with pg_read_all_stats)';
 GRANT SELECT ON tusk_traces TO PUBLIC;
+
+-- Query operators: statements from this backend's plan cache, batch writes, benchmarks,
+-- and rows streamed one at a time.
+CREATE FUNCTION tusk_query(sql text, params jsonb DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'tusk_query'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_query(text, jsonb) IS
+  'Rows of one statement (writes allowed) as a jsonb array, its plan kept in this backend''s plan cache';
+
+CREATE FUNCTION tusk_query_rows(sql text, params jsonb DEFAULT NULL)
+RETURNS SETOF jsonb
+AS 'MODULE_PATHNAME', 'tusk_query_rows'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1000;
+COMMENT ON FUNCTION tusk_query_rows(text, jsonb) IS
+  'Rows of one statement as jsonb objects, one at a time, through this backend''s plan cache';
+
+CREATE FUNCTION tusk_cached_rows(key text, ttl interval, query text, params jsonb DEFAULT NULL)
+RETURNS SETOF jsonb
+AS 'MODULE_PATHNAME', 'tusk_cached_rows'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1000;
+COMMENT ON FUNCTION tusk_cached_rows(text, interval, text, jsonb) IS
+  'tusk_cached, one row at a time';
+
+CREATE FUNCTION tusk_prepared_list(
+    OUT sql text, OUT param_types regtype[], OUT calls bigint,
+    OUT prepared_at timestamptz, OUT last_used_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'tusk_prepared_list'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION tusk_prepared_list() IS 'The statements in this backend''s plan cache';
+
+CREATE VIEW tusk_prepared AS SELECT * FROM tusk_prepared_list();
+COMMENT ON VIEW tusk_prepared IS
+  'Statements that tusk_query and tusk_query_rows keep prepared in this backend, most recently used first';
+GRANT SELECT ON tusk_prepared TO PUBLIC;
+
+CREATE FUNCTION tusk_prepared_reset()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tusk_prepared_reset'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION tusk_prepared_reset() IS
+  'Forgets this backend''s cached plans (as DEALLOCATE ALL does); returns how many';
+
+CREATE FUNCTION tusk_batch_insert(target regclass, records jsonb, batch_size integer DEFAULT 1000)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tusk_batch_insert'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_batch_insert(regclass, jsonb, integer) IS
+  'Inserts a jsonb array of objects into target, batch_size rows per statement; returns the rows inserted';
+
+CREATE FUNCTION tusk_benchmark(name text, sql text, iterations integer DEFAULT 1000, warmup integer DEFAULT 100,
+    OUT name text, OUT iterations integer, OUT mean float8, OUT min float8, OUT max float8,
+    OUT p50 float8, OUT p95 float8, OUT p99 float8, OUT stddev float8)
+RETURNS record
+AS 'MODULE_PATHNAME', 'tusk_benchmark'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_benchmark(text, text, integer, integer) IS
+  'Runs sql warmup + iterations times; statistics of the timed runs in milliseconds, also recorded as histogram name';

@@ -472,19 +472,6 @@ Datum cache_stats_reset(FunctionCallInfo)
     PG_RETURN_VOID();
 }
 
-/*
- * sql_entry() that also records the call's duration in `metric` when it
- * returns (a call that raises an ERROR is not timed).
- */
-template <typename F> Datum timed_sql_entry(Builtin metric, F &&body) noexcept
-{
-    int64_t start = builtin_timer_start();
-    Datum result = sql_entry(std::forward<F>(body));
-    if (start != 0)
-        builtin_time_since(metric, start);
-    return result;
-}
-
 }  // namespace
 
 }  // namespace tusk

@@ -59,6 +59,9 @@ constexpr BuiltinDefinition kBuiltins[] = {
     {"tusk_cache_delete_time", core::MetricKind::Histogram},
     {"tusk_cache_invalidate_time", core::MetricKind::Histogram},
     {"tusk_cache_flush_time", core::MetricKind::Histogram},
+    {"tusk_query_time", core::MetricKind::Histogram},
+    {"batch_insert_records", core::MetricKind::Counter},
+    {"batch_insert_time", core::MetricKind::Histogram},
 };
 static_assert(sizeof kBuiltins / sizeof kBuiltins[0] == size_t(Builtin::Count), "one definition per Builtin");
 
@@ -154,6 +157,14 @@ void builtin_count(Builtin metric)
         return;
     if (core::MetricSlot *slot = builtin_slot(metric))
         core::metric_add(*slot, 1, metrics_timestamp());
+}
+
+void builtin_add(Builtin metric, double delta)
+{
+    if (!builtin_metrics_on())
+        return;
+    if (core::MetricSlot *slot = builtin_slot(metric))
+        core::metric_add(*slot, delta, metrics_timestamp());
 }
 
 void builtin_time_since(Builtin metric, int64_t start_ns)

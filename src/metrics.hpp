@@ -9,6 +9,9 @@ extern "C" {
 }
 
 #include <cstdint>
+#include <utility>
+
+#include "guard.hpp"
 
 #include "core/metric_registry.hpp"
 
@@ -31,6 +34,9 @@ enum class Builtin : int {
     TuskCacheDeleteTime,
     TuskCacheInvalidateTime,
     TuskCacheFlushTime,
+    TuskQueryTime,
+    BatchInsertRecords,
+    BatchInsertTime,
     Count
 };
 
@@ -49,6 +55,7 @@ int64_t builtin_timer_start();
 
 /* Built-in recording; each is a no-op when builtin_metrics_on() is false. */
 void builtin_count(Builtin metric);
+void builtin_add(Builtin metric, double delta);
 void builtin_time_since(Builtin metric, int64_t start_ns);
 
 /* Now as a PostgreSQL timestamp, to millisecond precision (a cheap clock). */
@@ -66,5 +73,18 @@ core::MetricSlot *metric_slot_for(const char *name, size_t length, core::MetricK
 
 /* The slot named `name`, or an ERROR (undefined_object) when there is none. */
 core::MetricSlot *existing_metric_slot(const char *name, size_t length);
+
+/*
+ * sql_entry() that also records the call's duration in `metric` when it
+ * returns (a call that raises an ERROR is not timed).
+ */
+template <typename F> Datum timed_sql_entry(Builtin metric, F &&body) noexcept
+{
+    int64_t start = builtin_timer_start();
+    Datum result = sql_entry(std::forward<F>(body));
+    if (start != 0)
+        builtin_time_since(metric, start);
+    return result;
+}
 
 }  // namespace tusk

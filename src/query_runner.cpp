@@ -104,44 +104,54 @@ void bind_error_context(void *arg)
     errcontext("binding $%d from params", static_cast<BindContext *>(arg)->position);
 }
 
-/* Converts one element of the params array to a Datum of the type $n needs. */
-Datum bind_param(JsonbValue *element, Oid type, bool *isnull)
+}  // namespace
+
+void type_input_init(TypeInput *input, Oid type, int32 typmod, MemoryContext context)
 {
-    *isnull = element->type == jbvNull;
+    input->type = type;
+    input->typmod = typmod;
+    Oid function;
+    getTypeInputInfo(type, &function, &input->ioparam);
+    fmgr_info_cxt(function, &input->function, context);
+}
+
+Datum json_to_datum(JsonbValue *value, TypeInput *input, bool *isnull)
+{
+    Oid type = input->type;
+    int32 typmod = input->typmod;
+    *isnull = value->type == jbvNull;
     if (*isnull)
         return (Datum) 0;
 
     char *text;
-    if (type == JSONBOID || type == JSONOID) {
-        Jsonb *doc = JsonbValueToJsonb(element);
+    if (type == JSONBOID)
+        return JsonbPGetDatum(JsonbValueToJsonb(value));
+    if (type == JSONOID) {
+        Jsonb *doc = JsonbValueToJsonb(value);
         text = JsonbToCString(nullptr, &doc->root, VARSIZE(doc));
     } else {
-        switch (element->type) {
+        switch (value->type) {
             case jbvString:
-                text = pnstrdup(element->val.string.val, element->val.string.len);
+                text = pnstrdup(value->val.string.val, value->val.string.len);
                 break;
             case jbvNumeric:
-                text = DatumGetCString(
-                    DirectFunctionCall1(numeric_out, NumericGetDatum(element->val.numeric)));
+                /* numeric_in of numeric_out is the identity: skip the round trip. */
+                if (type == NUMERICOID && typmod < 0)
+                    return NumericGetDatum(value->val.numeric);
+                text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value->val.numeric)));
                 break;
             case jbvBool:
-                text = pstrdup(element->val.boolean ? "true" : "false");
+                text = pstrdup(value->val.boolean ? "true" : "false");
                 break;
             case jbvBinary:
-                text = JsonbToCString(nullptr, element->val.binary.data, element->val.binary.len);
+                text = JsonbToCString(nullptr, value->val.binary.data, value->val.binary.len);
                 break;
             default:
-                ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                                errmsg("unsupported JSON value in params")));
+                ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unsupported JSON value")));
         }
     }
-    Oid input;
-    Oid ioparam;
-    getTypeInputInfo(type, &input, &ioparam);
-    return OidInputFunctionCall(input, text, ioparam, -1);
+    return InputFunctionCall(&input->function, text, input->ioparam, typmod);
 }
-
-}  // namespace
 
 void query_runner_install_hooks()
 {
@@ -205,7 +215,9 @@ Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
         ErrorContextCallback callback{error_context_stack, bind_error_context, &bind};
         error_context_stack = &callback;
         bool isnull;
-        values[i] = bind_param(getIthJsonbValueFromContainer(&params->root, i), types[i], &isnull);
+        TypeInput input;
+        type_input_init(&input, types[i], -1, CurrentMemoryContext);
+        values[i] = json_to_datum(getIthJsonbValueFromContainer(&params->root, i), &input, &isnull);
         nulls[i] = isnull ? 'n' : ' ';
         error_context_stack = callback.previous;
     }

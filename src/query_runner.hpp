@@ -7,6 +7,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "utils/jsonb.h"
 }
 
@@ -24,6 +25,26 @@ constexpr size_t kMaxKeyBytes = 2048; /* fits a btree entry of the L3 table */
  * through pg_call().
  */
 Jsonb *run_query_as_jsonb(const char *query, Jsonb *params);
+
+/* How to read a value of one SQL type (with a typmod, -1 for none) from text. */
+struct TypeInput {
+    Oid type;
+    int32 typmod;
+    Oid ioparam;
+    FmgrInfo function; /* the type's input function, looked up in `context` */
+};
+
+void type_input_init(TypeInput *input, Oid type, int32 typmod, MemoryContext context);
+
+/*
+ * One JSON value as a Datum of input->type (with its typmod), read by
+ * the type's own input function from the value's text: a string's
+ * characters, a number's digits, true/false, or an array's or object's
+ * JSON text. JSON null is SQL NULL. A jsonb column takes an array or object
+ * as it is. Raises the input function's error (invalid_text_representation
+ * and friends); callers add the context (which $n, which row and column).
+ */
+Datum json_to_datum(JsonbValue *value, TypeInput *input, bool *isnull);
 
 /* Installs the ExecutorStart hook that keeps cached queries read-only (from _PG_init). */
 void query_runner_install_hooks();

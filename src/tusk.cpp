@@ -19,12 +19,14 @@ PG_MODULE_MAGIC;
 void _PG_init(void);
 }
 
+#include "benchmark.hpp"
 #include "l1_cache.hpp"
 #include "l2_cache.hpp"
 #include "l3_cache.hpp"
 #include "metrics.hpp"
 #include "traces.hpp"
 #include "pending.hpp"
+#include "prepared.hpp"
 #include "query_runner.hpp"
 #include "tusk.hpp"
 #include "worker.hpp"
@@ -72,6 +74,8 @@ extern "C" void _PG_init(void)
     tusk::metrics_define_gucs();
     tusk::worker_define_gucs();
     tusk::traces_define_gucs();
+    tusk::prepared_define_gucs();
+    tusk::benchmark_define_gucs();
     MarkGUCPrefixReserved("tusk");
     tusk::pending_register_callbacks();
     tusk::query_runner_install_hooks();
