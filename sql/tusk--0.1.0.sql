@@ -317,8 +317,8 @@ COMMENT ON FUNCTION tusk_cached_rows(text, interval, text, jsonb) IS
   'tusk_cached, one row at a time';
 
 CREATE FUNCTION tusk_prepared_list(
-    OUT sql text, OUT param_types regtype[], OUT calls bigint,
-    OUT prepared_at timestamptz, OUT last_used_at timestamptz)
+    OUT sql text, OUT param_types regtype[], OUT calls bigint, OUT generic_plans bigint,
+    OUT custom_plans bigint, OUT prepared_at timestamptz, OUT last_used_at timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'tusk_prepared_list'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;

@@ -24,6 +24,7 @@ extern "C" {
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(tusk_cached);
+PG_FUNCTION_INFO_V1(tusk_cached_rows);
 PG_FUNCTION_INFO_V1(tusk_cache_get);
 PG_FUNCTION_INFO_V1(tusk_cache_set);
 PG_FUNCTION_INFO_V1(tusk_cache_delete);
@@ -289,7 +290,8 @@ bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Json
     return stored;
 }
 
-Datum cached(FunctionCallInfo fcinfo)
+/* tusk_cached's value: a hit from the first tier that has it, or the query's rows, stored. */
+struct varlena *cached_value(FunctionCallInfo fcinfo)
 {
     require_preloaded();
     require_arg(fcinfo, 0, "key");
@@ -303,7 +305,7 @@ Datum cached(FunctionCallInfo fcinfo)
     core::Fingerprint fingerprint = query_fingerprint(query, params);
     int64 now = GetCurrentTimestamp();
     if (struct varlena *hit = cache_lookup(key, &fingerprint, now))
-        PG_RETURN_POINTER(hit);
+        return hit;
     builtin_count(Builtin::CacheMisses);
 
     char *sql = text_to_cstring(query);
@@ -321,7 +323,42 @@ Datum cached(FunctionCallInfo fcinfo)
      */
     if (!IsolationUsesXactSnapshot())
         cache_store(key, fingerprint, rows, ttl, GetCurrentTimestamp(), epoch, false);
-    PG_RETURN_JSONB_P(rows);
+    return reinterpret_cast<struct varlena *>(rows);
+}
+
+Datum cached(FunctionCallInfo fcinfo) { PG_RETURN_POINTER(cached_value(fcinfo)); }
+
+/* tusk_cached_rows' state between calls: the value and the next element to return. */
+struct CachedRows {
+    Jsonb *value;
+    uint32 count;
+    uint32 next;
+};
+
+/*
+ * tusk_cached, one element of the value per call: a hit is never rebuilt
+ * as a set; a miss is the whole value first (it is what the tiers store).
+ */
+Datum cached_rows(FunctionCallInfo fcinfo)
+{
+    FuncCallContext *call;
+    if (SRF_IS_FIRSTCALL()) {
+        call = SRF_FIRSTCALL_INIT();
+        MemoryContext previous = MemoryContextSwitchTo(call->multi_call_memory_ctx);
+        auto *rows = static_cast<CachedRows *>(palloc0(sizeof(CachedRows)));
+        rows->value = DatumGetJsonbP(PointerGetDatum(cached_value(fcinfo)));
+        if (JB_ROOT_IS_ARRAY(rows->value) && !JB_ROOT_IS_SCALAR(rows->value))
+            rows->count = JB_ROOT_COUNT(rows->value);
+        MemoryContextSwitchTo(previous);
+        call->user_fctx = rows;
+    }
+    call = SRF_PERCALL_SETUP();
+    auto *rows = static_cast<CachedRows *>(call->user_fctx);
+    if (rows->next < rows->count) {
+        JsonbValue *element = getIthJsonbValueFromContainer(&rows->value->root, rows->next++);
+        SRF_RETURN_NEXT(call, JsonbPGetDatum(JsonbValueToJsonb(element)));
+    }
+    SRF_RETURN_DONE(call);
 }
 
 Datum cache_get(FunctionCallInfo fcinfo)
@@ -481,6 +518,11 @@ extern "C" {
 Datum tusk_cached(PG_FUNCTION_ARGS)
 {
     return tusk::timed_sql_entry(tusk::Builtin::TuskCachedTime, [fcinfo] { return tusk::cached(fcinfo); });
+}
+
+Datum tusk_cached_rows(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::cached_rows(fcinfo); });
 }
 
 Datum tusk_cache_get(PG_FUNCTION_ARGS)

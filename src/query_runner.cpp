@@ -159,20 +159,29 @@ void query_runner_install_hooks()
     ExecutorStart_hook = refuse_writes_executor_start;
 }
 
-Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
+int params_count(Jsonb *params)
 {
-    MemoryContext caller = CurrentMemoryContext;
-
-    if (params != nullptr && (!JB_ROOT_IS_ARRAY(params) || JB_ROOT_IS_SCALAR(params)))
+    if (params == nullptr)
+        return 0;
+    if (!JB_ROOT_IS_ARRAY(params) || JB_ROOT_IS_SCALAR(params))
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("params must be a JSON array"),
                         errhint("Pass the values for $1, $2, ... as '[value1, value2]'.")));
-    int given = params != nullptr ? int(JB_ROOT_COUNT(params)) : 0;
+    return int(JB_ROOT_COUNT(params));
+}
 
-    if (SPI_connect() != SPI_OK_CONNECT)
-        ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
+void check_param_count(int used, int given)
+{
+    if (used != given)
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                 errmsg("the query uses %d parameter%s but params has %d element%s", used,
+                        used == 1 ? "" : "s", given, given == 1 ? "" : "s"),
+                 errhint("params is a JSON array whose element n is bound to $n.")));
+}
 
-    /* Pass 1: analyse the user's text alone. */
+AnalysedStatement analyse_statement(const char *query, const char *function)
+{
     InferredParams inferred{nullptr, 0};
     SPIPlanPtr analysed = SPI_prepare_params(query, setup_variable_params, &inferred, 0);
     if (analysed == nullptr)
@@ -181,46 +190,62 @@ Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
     List *sources = SPI_plan_get_plan_sources(analysed);
     if (list_length(sources) != 1)
         ereport(ERROR, (errcode(ERRCODE_SYNTAX_ERROR),
-                        errmsg("tusk_cached takes exactly one SQL statement, got %d",
+                        errmsg("%s takes exactly one SQL statement, got %d", function,
                                list_length(sources))));
+    AnalysedStatement out;
     /* Not a Node: no castNode here. */
-    auto *source = static_cast<CachedPlanSource *>(linitial(sources));
-    check_read_only(source);
-
-    if (inferred.count != given)
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                 errmsg("the query uses %d parameter%s but params has %d element%s",
-                        inferred.count, inferred.count == 1 ? "" : "s", given,
-                        given == 1 ? "" : "s"),
-                 errhint("params is a JSON array whose element n is bound to $n.")));
-
-    /* The statement's own text, without a trailing semicolon. */
-    RawStmt *raw = source->raw_parse_tree;
-    const char *start = query + raw->stmt_location;
-    int length = raw->stmt_len > 0 ? raw->stmt_len : int(strlen(start));
-    char *wrapped = psprintf(
-        "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(tusk_row.*)), "
-        "'[]'::pg_catalog.jsonb) FROM (\n%.*s\n) AS tusk_row",
-        length, start);
-
-    /* Pass 2: bind, prepare the wrapped query with the inferred types, run it. */
-    Oid *types = given > 0 ? static_cast<Oid *>(palloc(sizeof(Oid) * given)) : nullptr;
-    Datum *values = given > 0 ? static_cast<Datum *>(palloc(sizeof(Datum) * given)) : nullptr;
-    char *nulls = given > 0 ? static_cast<char *>(palloc(given + 1)) : nullptr;
-    for (int i = 0; i < given; i++) {
+    out.source = static_cast<CachedPlanSource *>(linitial(sources));
+    out.count = inferred.count;
+    out.types = out.count > 0 ? static_cast<Oid *>(palloc(sizeof(Oid) * out.count)) : nullptr;
+    for (int i = 0; i < out.count; i++) {
         Oid t = inferred.types[i];
-        types[i] = (t == InvalidOid || t == UNKNOWNOID) ? TEXTOID : t;
+        out.types[i] = (t == InvalidOid || t == UNKNOWNOID) ? TEXTOID : t;
+    }
+    /* The statement's own text, without a trailing semicolon. */
+    RawStmt *raw = out.source->raw_parse_tree;
+    out.text = query + raw->stmt_location;
+    out.length = raw->stmt_len > 0 ? raw->stmt_len : int(strlen(out.text));
+    return out;
+}
+
+void bind_params(Jsonb *params, TypeInput *inputs, int count, Datum *values, char *nulls)
+{
+    for (int i = 0; i < count; i++) {
         BindContext bind{i + 1};
         ErrorContextCallback callback{error_context_stack, bind_error_context, &bind};
         error_context_stack = &callback;
         bool isnull;
-        TypeInput input;
-        type_input_init(&input, types[i], -1, CurrentMemoryContext);
-        values[i] = json_to_datum(getIthJsonbValueFromContainer(&params->root, i), &input, &isnull);
+        values[i] = json_to_datum(getIthJsonbValueFromContainer(&params->root, i), &inputs[i], &isnull);
         nulls[i] = isnull ? 'n' : ' ';
         error_context_stack = callback.previous;
     }
+}
+
+Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
+{
+    MemoryContext caller = CurrentMemoryContext;
+    int given = params_count(params);
+
+    if (SPI_connect() != SPI_OK_CONNECT)
+        ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
+
+    /* Pass 1: analyse the user's text alone. */
+    AnalysedStatement statement = analyse_statement(query, "tusk_cached");
+    check_read_only(statement.source);
+    check_param_count(statement.count, given);
+    char *wrapped = psprintf(
+        "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(tusk_row.*)), "
+        "'[]'::pg_catalog.jsonb) FROM (\n%.*s\n) AS tusk_row",
+        statement.length, statement.text);
+
+    /* Pass 2: bind, prepare the wrapped query with the inferred types, run it. */
+    Oid *types = statement.types;
+    Datum *values = given > 0 ? static_cast<Datum *>(palloc(sizeof(Datum) * given)) : nullptr;
+    char *nulls = given > 0 ? static_cast<char *>(palloc(given + 1)) : nullptr;
+    TypeInput *inputs = given > 0 ? static_cast<TypeInput *>(palloc(sizeof(TypeInput) * given)) : nullptr;
+    for (int i = 0; i < given; i++)
+        type_input_init(&inputs[i], types[i], -1, CurrentMemoryContext);
+    bind_params(params, inputs, given, values, nulls);
 
     /* Parallel plans are allowed, as PL/pgSQL allows them: a miss costs what the query costs. */
     SPIPlanPtr plan = SPI_prepare_cursor(wrapped, given, types, CURSOR_OPT_PARALLEL_OK);

@@ -9,6 +9,7 @@ extern "C" {
 
 #include "fmgr.h"
 #include "utils/jsonb.h"
+#include "utils/plancache.h"
 }
 
 namespace tusk {
@@ -45,6 +46,31 @@ void type_input_init(TypeInput *input, Oid type, int32 typmod, MemoryContext con
  * and friends); callers add the context (which $n, which row and column).
  */
 Datum json_to_datum(JsonbValue *value, TypeInput *input, bool *isnull);
+
+/* The number of elements of params (NULL: 0); raises unless it is NULL or a JSON array. */
+int params_count(Jsonb *params);
+
+/* Raises unless a statement that uses `used` parameters got `given`. */
+void check_param_count(int used, int given);
+
+/* One statement, analysed as PREPARE without parameter types does. */
+struct AnalysedStatement {
+    CachedPlanSource *source; /* in the current SPI connection */
+    Oid *types;                      /* the type of each $n (text where nothing decides it) */
+    int count;                       /* how many $n */
+    const char *text;                /* the statement's own text within the query... */
+    int length;                      /* ...and its length, without a trailing semicolon */
+};
+
+/*
+ * Parses and analyses query, which must be exactly one statement (an ERROR
+ * naming `function` otherwise), inferring the type of every $n. Runs inside
+ * an SPI connection; raises PostgreSQL errors directly.
+ */
+AnalysedStatement analyse_statement(const char *query, const char *function);
+
+/* Binds element i of params to values[i]/nulls[i] through inputs[i]; errors name the $n. */
+void bind_params(Jsonb *params, TypeInput *inputs, int count, Datum *values, char *nulls);
 
 /* Installs the ExecutorStart hook that keeps cached queries read-only (from _PG_init). */
 void query_runner_install_hooks();

@@ -1,0 +1,588 @@
+/*
+ * prepared.cpp: tusk_query and tusk_query_rows, which run one statement
+ * (reads and writes) from a plan cache, and the tusk_prepared view of it.
+ *
+ * The plan cache is this backend's own (no shared memory, no locks): a
+ * dynahash keyed by the XXH3 hash of the SQL text (the text itself is
+ * compared before a hit is used) and a list in least-recently-used order,
+ * holding at most tusk.plan_cache_size statements. Each statement is
+ * analysed once as PREPARE without parameter types does (the types of its
+ * $n inferred), then prepared with those types and kept (SPI_keepplan), so
+ * a repeated call skips parsing, analysis and, once PostgreSQL settles on
+ * a generic plan, planning. Schema changes, search_path changes and role
+ * changes under row-level security are PostgreSQL's plan cache's business:
+ * it re-analyses and re-plans a kept statement when what it depends on
+ * changes. Privileges are checked at every execution.
+ *
+ * A statement that is executing (calls nest: a statement may call
+ * tusk_query) is never freed under its caller: one evicted while in use is
+ * taken out of the hash and freed by the next call that finds it idle.
+ *
+ * Plain C-style code: no C++ object with a destructor lives in these frames.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/ilist.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/portal.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(tusk_query);
+PG_FUNCTION_INFO_V1(tusk_query_rows);
+PG_FUNCTION_INFO_V1(tusk_prepared_list);
+PG_FUNCTION_INFO_V1(tusk_prepared_reset);
+}
+
+#include <xxhash.h>
+
+#include "guard.hpp"
+#include "metrics.hpp"
+#include "prepared.hpp"
+#include "query_runner.hpp"
+
+namespace tusk {
+
+namespace {
+
+int plan_cache_size = 256; /* tusk.plan_cache_size */
+
+struct PreparedStatement {
+    uint64 hash;         /* XXH3 of the SQL text */
+    MemoryContext context; /* this struct and everything it points to, but the plan */
+    char *sql;
+    int sql_length;
+    SPIPlanPtr plan;     /* kept, unless transient */
+    int param_count;
+    Oid *param_types;
+    TypeInput *inputs;   /* how to read each $n from JSON */
+    int64 calls;
+    TimestampTz prepared_at;
+    TimestampTz last_used_at;
+    int in_use;          /* executions of this statement running now */
+    bool transient;      /* not cached: freed with the SPI connection that made it */
+    bool doomed;         /* evicted while in use: out of the hash, freed once idle */
+    dlist_node lru;      /* in `recent` (most recent first) or in `doomed` */
+};
+
+struct HashEntry {
+    uint64 hash; /* dynahash key */
+    PreparedStatement *statement;
+};
+
+HTAB *statements = nullptr;
+dlist_head recent = DLIST_STATIC_INIT(recent);
+dlist_head doomed = DLIST_STATIC_INIT(doomed);
+int cached_count = 0;
+
+/* ilist.h's dlist_container and dlist_foreach are C only (__builtin_types_compatible_p). */
+PreparedStatement *statement_of(dlist_node *node)
+{
+    return reinterpret_cast<PreparedStatement *>(reinterpret_cast<char *>(node) - offsetof(PreparedStatement, lru));
+}
+
+void free_statement(PreparedStatement *statement)
+{
+    SPI_freeplan(statement->plan);
+    MemoryContextDelete(statement->context);
+}
+
+/* Takes statement out of the cache; frees it now or, when in use, once idle. */
+void evict(PreparedStatement *statement)
+{
+    dlist_delete(&statement->lru);
+    cached_count--;
+    hash_search(statements, &statement->hash, HASH_REMOVE, nullptr);
+    if (statement->in_use == 0) {
+        free_statement(statement);
+    } else {
+        statement->doomed = true;
+        dlist_push_tail(&doomed, &statement->lru);
+    }
+}
+
+/* Frees the doomed statements whose executions have ended. */
+void release_doomed()
+{
+    for (dlist_node *node = doomed.head.next, *next; node != &doomed.head; node = next) {
+        next = node->next;
+        PreparedStatement *statement = statement_of(node);
+        if (statement->in_use == 0) {
+            dlist_delete(&statement->lru);
+            free_statement(statement);
+        }
+    }
+}
+
+void enforce_size(int limit)
+{
+    while (cached_count > limit) {
+        evict(statement_of(dlist_tail_node(&recent)));
+    }
+}
+
+void require_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+    if (PG_ARGISNULL(n))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", name)));
+}
+
+/* Refuses what PREPARE refuses: utility statements. */
+void check_preparable(CachedPlanSource *source, const char *function)
+{
+    ListCell *lc;
+    foreach (lc, source->query_list) {
+        Query *q = lfirst_node(Query, lc);
+        if (q->commandType == CMD_UTILITY)
+            ereport(ERROR,
+                    (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                     errmsg("%s runs SELECT, INSERT, UPDATE, DELETE, MERGE, VALUES and TABLE statements", function),
+                     IsA(q->utilityStmt, CreateTableAsStmt)
+                         ? errdetail("The statement creates a table (SELECT INTO or CREATE TABLE AS), which cannot "
+                                     "be prepared.")
+                         : errdetail("The statement is %s, which cannot be prepared.",
+                                     GetCommandTagName(source->commandTag)),
+                     errhint("Run other statements directly.")));
+    }
+}
+
+/*
+ * Fills statement (whose context, sql and hash are set) from sql: analyses
+ * it, prepares it with the inferred types. Runs inside SPI.
+ */
+void prepare_statement(PreparedStatement *statement, const char *sql, const char *function)
+{
+    AnalysedStatement analysed = analyse_statement(sql, function);
+    check_preparable(analysed.source, function);
+    SPIPlanPtr plan = SPI_prepare_cursor(sql, analysed.count, analysed.types, CURSOR_OPT_PARALLEL_OK);
+    if (plan == nullptr)
+        ereport(ERROR, (errmsg("tusk: could not prepare query: %s", SPI_result_code_string(SPI_result))));
+    statement->param_count = analysed.count;
+    int count = analysed.count;
+    statement->param_types = static_cast<Oid *>(MemoryContextAlloc(statement->context, sizeof(Oid) * (count + 1)));
+    statement->inputs = static_cast<TypeInput *>(MemoryContextAlloc(statement->context, sizeof(TypeInput) * (count + 1)));
+    for (int i = 0; i < count; i++) {
+        statement->param_types[i] = analysed.types[i];
+        type_input_init(&statement->inputs[i], analysed.types[i], -1, statement->context);
+    }
+    statement->plan = plan;
+    statement->calls = 0;
+    statement->prepared_at = statement->last_used_at = GetCurrentTimestamp();
+    statement->in_use = 0;
+    statement->doomed = false;
+}
+
+/*
+ * The prepared statement for sql: from the cache, or prepared now (and
+ * cached when tusk.plan_cache_size allows). Runs inside SPI.
+ */
+PreparedStatement *statement_for(text *sql_text, const char *function)
+{
+    release_doomed();
+    if (cached_count > plan_cache_size) /* tusk.plan_cache_size was lowered */
+        enforce_size(plan_cache_size < 0 ? 0 : plan_cache_size);
+    const char *sql = VARDATA_ANY(sql_text);
+    int length = int(VARSIZE_ANY_EXHDR(sql_text));
+    if (length == 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s needs a statement, got an empty string", function)));
+    uint64 hash = XXH3_64bits(sql, size_t(length));
+
+    if (plan_cache_size > 0) {
+        if (statements == nullptr) {
+            HASHCTL control;
+            control.keysize = sizeof(uint64);
+            control.entrysize = sizeof(HashEntry);
+            statements = hash_create("tusk prepared statements", 64, &control, HASH_ELEM | HASH_BLOBS);
+        }
+        auto *entry = static_cast<HashEntry *>(hash_search(statements, &hash, HASH_FIND, nullptr));
+        if (entry != nullptr) {
+            PreparedStatement *statement = entry->statement;
+            if (statement->sql_length == length && memcmp(statement->sql, sql, length) == 0) {
+                dlist_move_head(&recent, &statement->lru);
+                return statement;
+            }
+            evict(statement); /* another text with the same hash: the newer one wins */
+        }
+    }
+
+    /* Prepared in a context of its own; it joins the cache only once it is complete. */
+    MemoryContext context = AllocSetContextCreate(plan_cache_size > 0 ? TopMemoryContext : CurrentMemoryContext,
+                                                  "tusk prepared statement", ALLOCSET_SMALL_SIZES);
+    PreparedStatement building;
+    memset(&building, 0, sizeof building);
+    building.hash = hash;
+    building.context = context;
+    building.sql = static_cast<char *>(MemoryContextAlloc(context, length + 1));
+    memcpy(building.sql, sql, length);
+    building.sql[length] = '\0';
+    building.sql_length = length;
+    building.transient = plan_cache_size <= 0;
+    PG_TRY();
+    {
+        prepare_statement(&building, building.sql, function);
+        if (!building.transient)
+            SPI_keepplan(building.plan);
+    }
+    PG_CATCH();
+    {
+        MemoryContextDelete(context);
+        PG_RE_THROW();
+    }
+    PG_END_TRY();
+
+    auto *statement = static_cast<PreparedStatement *>(MemoryContextAlloc(context, sizeof building));
+    *statement = building;
+    if (statement->transient)
+        return statement;
+    enforce_size(plan_cache_size - 1);
+    auto *entry = static_cast<HashEntry *>(hash_search(statements, &hash, HASH_ENTER, nullptr));
+    entry->statement = statement;
+    dlist_push_head(&recent, &statement->lru);
+    cached_count++;
+    return statement;
+}
+
+/* Forgets a transient statement (its plan goes with the SPI connection). */
+void done_with(PreparedStatement *statement)
+{
+    if (statement->transient)
+        MemoryContextDelete(statement->context);
+}
+
+/* Binds params to the statement's $n in the current memory context. */
+void bind(PreparedStatement *statement, Jsonb *params, Datum **values, char **nulls)
+{
+    int given = params_count(params);
+    check_param_count(statement->param_count, given);
+    *values = static_cast<Datum *>(palloc(sizeof(Datum) * (given + 1)));
+    *nulls = static_cast<char *>(palloc(given + 1));
+    bind_params(params, statement->inputs, given, *values, *nulls);
+}
+
+/*
+ * Rows as jsonb objects, rendered by to_jsonb() of the whole row, as
+ * tusk_cached renders them. The row type is blessed so that to_jsonb can
+ * find its column names.
+ */
+struct RowRenderer {
+    TupleDesc desc;
+    FmgrInfo to_jsonb;
+};
+
+void row_renderer_init(RowRenderer *renderer, TupleDesc desc)
+{
+    renderer->desc = BlessTupleDesc(CreateTupleDescCopy(desc));
+    fmgr_info(F_TO_JSONB, &renderer->to_jsonb);
+    /* to_jsonb(anyelement) reads its argument's type from the call expression. */
+    renderer->to_jsonb.fn_expr = reinterpret_cast<Node *>(
+        makeFuncExpr(F_TO_JSONB, JSONBOID, list_make1(makeNullConst(RECORDOID, -1, InvalidOid)), InvalidOid,
+                     InvalidOid, COERCE_EXPLICIT_CALL));
+}
+
+Datum render_row(RowRenderer *renderer, HeapTuple tuple)
+{
+    Datum row = heap_copy_tuple_as_datum(tuple, renderer->desc);
+    return FunctionCall1(&renderer->to_jsonb, row);
+}
+
+/* The rows of tuptable as one jsonb array (`[]` for none), in the current memory context. */
+Jsonb *rows_as_array(SPITupleTable *tuptable, uint64 count)
+{
+    JsonbParseState *state = nullptr;
+    pushJsonbValue(&state, WJB_BEGIN_ARRAY, nullptr);
+    if (tuptable != nullptr && count > 0) {
+        RowRenderer renderer;
+        row_renderer_init(&renderer, tuptable->tupdesc);
+        for (uint64 i = 0; i < count; i++) {
+            Jsonb *row = DatumGetJsonbP(render_row(&renderer, tuptable->vals[i]));
+            JsonbValue element;
+            element.type = jbvBinary;
+            element.val.binary.data = &row->root;
+            element.val.binary.len = int(VARSIZE(row) - VARHDRSZ);
+            pushJsonbValue(&state, WJB_ELEM, &element);
+        }
+    }
+    return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_ARRAY, nullptr));
+}
+
+/* Records one execution of a statement in the built-in metrics. */
+void executed(PreparedStatement *statement, int64_t start)
+{
+    statement->calls++;
+    statement->last_used_at = GetCurrentTimestamp();
+    if (start != 0) {
+        builtin_time_since(Builtin::DatabaseQueryTime, start);
+        builtin_count(Builtin::DatabaseQueryCount);
+    }
+}
+
+/* Runs statement with values/nulls, every row fetched; SPI_tuptable holds them. */
+int execute(PreparedStatement *statement, Datum *values, char *nulls)
+{
+    int rc = 0;
+    statement->in_use++;
+    PG_TRY();
+    {
+        rc = SPI_execute_plan(statement->plan, values, nulls, false, 0);
+    }
+    PG_FINALLY();
+    {
+        statement->in_use--;
+    }
+    PG_END_TRY();
+    if (rc < 0)
+        ereport(ERROR, (errmsg("tusk: could not run the statement: %s", SPI_result_code_string(rc))));
+    return rc;
+}
+
+Datum query(FunctionCallInfo fcinfo)
+{
+    require_arg(fcinfo, 0, "sql");
+    text *sql = PG_GETARG_TEXT_PP(0);
+    Jsonb *params = PG_ARGISNULL(1) ? nullptr : PG_GETARG_JSONB_P(1);
+    MemoryContext caller = CurrentMemoryContext;
+
+    if (SPI_connect() != SPI_OK_CONNECT)
+        ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
+    PreparedStatement *statement = statement_for(sql, "tusk_query");
+    Datum *values;
+    char *nulls;
+    bind(statement, params, &values, &nulls);
+    int64_t start = builtin_timer_start();
+    execute(statement, values, nulls);
+    executed(statement, start);
+    MemoryContext spi = MemoryContextSwitchTo(caller);
+    Jsonb *rows = rows_as_array(SPI_tuptable, SPI_processed);
+    MemoryContextSwitchTo(spi);
+    done_with(statement);
+    SPI_finish();
+    PG_RETURN_JSONB_P(rows);
+}
+
+/* tusk_query_rows' state between calls: a cursor and the rows of its last fetch. */
+struct RowStream {
+    char *cursor;        /* the portal's name; nullptr once closed */
+    MemoryContext batch; /* the rendered rows of the last fetch */
+    Datum *rows;
+    uint64 count;
+    uint64 next;
+    long fetch_size;     /* grows from a few rows to kFetchMax */
+    bool exhausted;
+    int64 query_ns;      /* time spent executing, for database_query_time */
+    ExprContext *econtext; /* where close_stream_callback is registered, if it is */
+    bool registered;
+};
+
+constexpr long kFetchFirst = 16;
+constexpr long kFetchMax = 1024;
+
+void close_stream(RowStream *stream)
+{
+    if (stream->cursor == nullptr)
+        return;
+    if (Portal portal = SPI_cursor_find(stream->cursor))
+        SPI_cursor_close(portal);
+    stream->cursor = nullptr;
+}
+
+/* Closes the cursor when the caller stops reading before the last row. */
+void close_stream_callback(Datum arg)
+{
+    close_stream(reinterpret_cast<RowStream *>(DatumGetPointer(arg)));
+}
+
+/* Fetches and renders the next rows of the stream's cursor. */
+void fetch_rows(RowStream *stream)
+{
+    MemoryContextReset(stream->batch);
+    stream->count = stream->next = 0;
+    if (SPI_connect() != SPI_OK_CONNECT)
+        ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
+    Portal portal = SPI_cursor_find(stream->cursor);
+    if (portal == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_CURSOR_STATE),
+                        errmsg("the cursor of tusk_query_rows was closed while rows were read")));
+    int64_t start = metrics_clock_ns();
+    SPI_cursor_fetch(portal, true, stream->fetch_size);
+    stream->query_ns += metrics_clock_ns() - start;
+    uint64 fetched = SPI_processed;
+    if (uint64(stream->fetch_size) > fetched)
+        stream->exhausted = true;
+    stream->fetch_size = stream->fetch_size * 4 > kFetchMax ? kFetchMax : stream->fetch_size * 4;
+    MemoryContext spi = MemoryContextSwitchTo(stream->batch);
+    if (fetched > 0) {
+        RowRenderer renderer;
+        row_renderer_init(&renderer, SPI_tuptable->tupdesc);
+        stream->rows = static_cast<Datum *>(palloc(sizeof(Datum) * fetched));
+        for (uint64 i = 0; i < fetched; i++)
+            stream->rows[i] = render_row(&renderer, SPI_tuptable->vals[i]);
+    }
+    MemoryContextSwitchTo(spi);
+    stream->count = fetched;
+    SPI_finish();
+}
+
+/*
+ * Opens the stream: the statement's cursor, or, for a statement that
+ * returns no rows (INSERT without RETURNING), runs it to completion.
+ */
+RowStream *open_stream(FunctionCallInfo fcinfo, MemoryContext context)
+{
+    require_arg(fcinfo, 0, "sql");
+    text *sql = PG_GETARG_TEXT_PP(0);
+    Jsonb *params = PG_ARGISNULL(1) ? nullptr : PG_GETARG_JSONB_P(1);
+
+    auto *stream = static_cast<RowStream *>(MemoryContextAllocZero(context, sizeof(RowStream)));
+    stream->batch = AllocSetContextCreate(context, "tusk_query_rows batch", ALLOCSET_DEFAULT_SIZES);
+    stream->fetch_size = kFetchFirst;
+
+    if (SPI_connect() != SPI_OK_CONNECT)
+        ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
+    PreparedStatement *statement = statement_for(sql, "tusk_query_rows");
+    Datum *values;
+    char *nulls;
+    bind(statement, params, &values, &nulls);
+    auto *source = static_cast<CachedPlanSource *>(linitial(SPI_plan_get_plan_sources(statement->plan)));
+    int64_t start = metrics_clock_ns();
+    if (source->resultDesc == nullptr) {
+        execute(statement, values, nulls);
+        stream->exhausted = true;
+    } else {
+        /* The portal keeps its own reference to the plan: eviction cannot pull it away. */
+        statement->in_use++;
+        Portal portal = nullptr;
+        PG_TRY();
+        {
+            portal = SPI_cursor_open(nullptr, statement->plan, values, nulls, false);
+        }
+        PG_FINALLY();
+        {
+            statement->in_use--;
+        }
+        PG_END_TRY();
+        stream->cursor = MemoryContextStrdup(context, portal->name);
+    }
+    stream->query_ns = metrics_clock_ns() - start;
+    statement->calls++;
+    statement->last_used_at = GetCurrentTimestamp();
+    done_with(statement);
+    SPI_finish();
+    return stream;
+}
+
+Datum query_rows(FunctionCallInfo fcinfo)
+{
+    FuncCallContext *call;
+    if (SRF_IS_FIRSTCALL()) {
+        call = SRF_FIRSTCALL_INIT();
+        auto *info = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+        if (info == nullptr || !IsA(info, ReturnSetInfo) || !(info->allowedModes & SFRM_ValuePerCall))
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("tusk_query_rows must be called where a set is accepted")));
+        RowStream *stream = open_stream(fcinfo, call->multi_call_memory_ctx);
+        call->user_fctx = stream;
+        if (stream->cursor != nullptr) {
+            RegisterExprContextCallback(info->econtext, close_stream_callback, PointerGetDatum(stream));
+            stream->econtext = info->econtext;
+            stream->registered = true;
+        }
+    }
+    call = SRF_PERCALL_SETUP();
+    auto *stream = static_cast<RowStream *>(call->user_fctx);
+    if (stream->next == stream->count && !stream->exhausted)
+        fetch_rows(stream);
+    if (stream->next < stream->count)
+        SRF_RETURN_NEXT(call, stream->rows[stream->next++]);
+    close_stream(stream);
+    if (stream->registered)
+        UnregisterExprContextCallback(stream->econtext, close_stream_callback, PointerGetDatum(stream));
+    if (builtin_metrics_on()) {
+        /* The time spent executing, as if it had started query_ns ago. */
+        builtin_time_since(Builtin::DatabaseQueryTime, metrics_clock_ns() - stream->query_ns);
+        builtin_count(Builtin::DatabaseQueryCount);
+    }
+    SRF_RETURN_DONE(call);
+}
+
+Datum prepared_list(FunctionCallInfo fcinfo)
+{
+    InitMaterializedSRF(fcinfo, 0);
+    auto *info = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    for (dlist_node *node = recent.head.next; node != &recent.head; node = node->next) {
+        PreparedStatement *statement = statement_of(node);
+        auto *source = static_cast<CachedPlanSource *>(linitial(SPI_plan_get_plan_sources(statement->plan)));
+        Datum *types = static_cast<Datum *>(palloc(sizeof(Datum) * (statement->param_count + 1)));
+        for (int i = 0; i < statement->param_count; i++)
+            types[i] = ObjectIdGetDatum(statement->param_types[i]);
+        Datum values[7];
+        bool nulls[7] = {false, false, false, false, false, false, false};
+        values[0] = PointerGetDatum(cstring_to_text_with_len(statement->sql, statement->sql_length));
+        values[1] = PointerGetDatum(construct_array(types, statement->param_count, REGTYPEOID, sizeof(Oid), true,
+                                                    TYPALIGN_INT));
+        values[2] = Int64GetDatum(statement->calls);
+        values[3] = Int64GetDatum(source->num_generic_plans);
+        values[4] = Int64GetDatum(source->num_custom_plans);
+        values[5] = TimestampTzGetDatum(statement->prepared_at);
+        values[6] = TimestampTzGetDatum(statement->last_used_at);
+        tuplestore_putvalues(info->setResult, info->setDesc, values, nulls);
+    }
+    return (Datum) 0;
+}
+
+Datum prepared_reset(FunctionCallInfo)
+{
+    int64 count = cached_count;
+    release_doomed();
+    enforce_size(0);
+    PG_RETURN_INT64(count);
+}
+
+}  // namespace
+
+void prepared_define_gucs()
+{
+    DefineCustomIntVariable("tusk.plan_cache_size",
+                            "Most statements tusk_query keeps prepared in each session.",
+                            "The least recently used statement is dropped first; 0 prepares every call anew.",
+                            &plan_cache_size, 256, 0, 100000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+}
+
+}  // namespace tusk
+
+extern "C" {
+
+Datum tusk_query(PG_FUNCTION_ARGS)
+{
+    return tusk::timed_sql_entry(tusk::Builtin::TuskQueryTime, [fcinfo] { return tusk::query(fcinfo); });
+}
+
+Datum tusk_query_rows(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::query_rows(fcinfo); });
+}
+
+Datum tusk_prepared_list(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::prepared_list(fcinfo); });
+}
+
+Datum tusk_prepared_reset(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::prepared_reset(fcinfo); });
+}
+
+}
