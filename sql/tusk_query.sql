@@ -158,6 +158,9 @@ SELECT tusk_query_rows('INSERT INTO q_items (id) VALUES (40), (41) RETURNING id'
 SELECT tusk_query_rows('DELETE FROM q_items WHERE id >= 40');
 SELECT count(*) AS deleted FROM q_items WHERE id >= 40;
 SELECT count(*) AS none FROM tusk_query_rows('SELECT 1 WHERE false');
+-- its statement forgotten while its cursor is read: the cursor keeps its plan
+SELECT tusk_query_rows('SELECT tusk_prepared_reset() >= 0 AS reset, g FROM generate_series(1, 3) g');
+SELECT tusk_query_rows('SELECT tusk_prepared_reset() >= 0 AS reset, g FROM generate_series(1, 3) g');
 -- the first rows reach the caller before the statement ends: three rows of an endless one
 SET statement_timeout = '60s';
 BEGIN;

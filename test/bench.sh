@@ -3,8 +3,10 @@
 # speedup of a slow aggregate, an L2 hit against a raw Redis GET, an L3 hit
 # against a primary-key SELECT, the cost of a miss that fills all three
 # tiers against the query alone, the cost per call of tusk_metric_record
-# against md5() in one backend, and the throughput of an L1 hit with the
-# built-in metrics (tusk.builtin_metrics) on against off, measured in one run
+# against md5() in one backend, the throughput of an L1 hit with the
+# built-in metrics (tusk.builtin_metrics) on against off, tusk_query against
+# a prepared statement and PL/pgSQL's EXECUTE, and tusk_batch_insert against
+# COPY and single-row INSERTs, measured in one run
 # on a private server and printed as ratios (absolute figures vary with the
 # machine; ratios less so).
 #
@@ -448,3 +450,137 @@ awk -v a="$(printf '%s\n' ${metrics_tpss[on]} | median)" -v b="$(printf '%s\n' $
     printf "| `tusk.builtin_metrics = on` | %.0f |\n| `tusk.builtin_metrics = off` | %.0f |\n", a, b
 }'
 printf '%s' "$metrics_ratios" | ratio_summary "L1 hit throughput, built-in metrics on / off" "at least 0.97"
+
+# tusk_query against the same statement prepared (pgbench -M prepared: Parse
+# once, then Bind/Execute, which is what EXECUTE of a prepared statement
+# does), against a prepared statement that renders the same jsonb as
+# tusk_query, and against PL/pgSQL's EXECUTE ... USING, which parses and
+# plans the text on every call. One pgbench script runs the four in turn,
+# so pgbench -r measures them interleaved, call by call; one client.
+run_psql <<'SQL' >/dev/null || exit 1
+CREATE TABLE bench_q (id int PRIMARY KEY, name text, amount numeric, at timestamptz, flag bool);
+INSERT INTO bench_q
+SELECT g, 'item ' || g, g * 1.5, '2026-01-01'::timestamptz + g * interval '1 min', g % 2 = 0
+FROM generate_series(1, 100000) g;
+VACUUM ANALYZE bench_q;
+CREATE FUNCTION bench_dynamic(id int) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE result jsonb;
+BEGIN
+    EXECUTE 'SELECT COALESCE(jsonb_agg(to_jsonb(r)), ''[]'') FROM (SELECT id, name, amount, at, flag FROM bench_q WHERE id = $1) r'
+        INTO result USING id;
+    RETURN result;
+END $$;
+SQL
+Q_STATEMENT='SELECT id, name, amount, at, flag FROM bench_q WHERE id = $1'
+{
+    printf '\\set id random(1, 100000)\n'
+    printf '%s;\n' "${Q_STATEMENT/\$1/:id}"
+    printf "SELECT tusk_query('%s', jsonb_build_array(:id::int));\n" "$Q_STATEMENT"
+    printf "SELECT COALESCE(jsonb_agg(to_jsonb(r)), '[]') FROM (%s) r;\n" "${Q_STATEMENT/\$1/:id}"
+    printf 'SELECT bench_dynamic(:id);\n'
+} >"$work/query.sql"
+same=$(run_psql -At -c "SELECT tusk_query('$Q_STATEMENT', '[42]') = bench_dynamic(42)") || exit 1
+[ "$same" = t ] || { tusk_log "query bench: tusk_query and the PL/pgSQL function disagree"; exit 1; }
+pgbench_run "$work/query.sql" -c 1 -T 2 >/dev/null # warm-up, not measured
+query_prepared_ratios=""
+query_dynamic_ratios=""
+declare -A query_mss=()
+for round in $(seq 1 $((ROUNDS * 2))); do
+    steal_mark
+    report=$(pgbench_run "$work/query.sql" -c 1 -T 3 -r)
+    steal=$(steal_since_mark)
+    declare -A ms=()
+    for n in 1 2 3 4; do ms[$n]=$(statement_latency $((n + 1)) <<<"$report"); done
+    [ -n "${ms[1]}" ] && [ -n "${ms[2]}" ] && [ -n "${ms[3]}" ] && [ -n "${ms[4]}" ] ||
+        { tusk_log "query bench: pgbench failed"; echo "$report" >&2; exit 1; }
+    for n in 1 2 3 4; do query_mss[$n]+="${ms[$n]} "; done
+    query_prepared_ratios+="$(awk -v t="${ms[2]}" -v p="${ms[1]}" 'BEGIN {print t / p}') $steal
+"
+    query_dynamic_ratios+="$(awk -v t="${ms[2]}" -v d="${ms[4]}" 'BEGIN {print t / d}') $steal
+"
+    printf '  round %d: prepared %.3f ms, tusk_query %.3f ms, prepared jsonb %.3f ms, PL/pgSQL EXECUTE %.3f ms, steal %d%%\n' \
+        "$round" "${ms[1]}" "${ms[2]}" "${ms[3]}" "${ms[4]}" "$steal"
+done
+echo
+echo "| a primary-key lookup of 5 columns (1 client, interleaved call by call) | median of mean latencies |"
+echo "|---|---:|"
+awk -v a="$(printf '%s\n' ${query_mss[1]} | median)" -v b="$(printf '%s\n' ${query_mss[2]} | median)" \
+    -v c="$(printf '%s\n' ${query_mss[3]} | median)" -v d="$(printf '%s\n' ${query_mss[4]} | median)" 'BEGIN {
+    printf "| the statement, prepared (`pgbench -M prepared`) | %.3f ms |\n", a
+    printf "| `tusk_query` of it, params `[id]` | %.3f ms |\n", b
+    printf "| a prepared statement rendering the same jsonb | %.3f ms |\n", c
+    printf "| PL/pgSQL `EXECUTE ... USING` rendering the same jsonb | %.3f ms |\n", d
+}'
+printf '%s' "$query_prepared_ratios" | ratio_summary "tusk_query / prepared statement" "at most 1.2"
+printf '%s' "$query_dynamic_ratios" | ratio_summary "tusk_query / PL/pgSQL EXECUTE (unprepared)" "below 1"
+
+# tusk_batch_insert of 100,000 five-column rows against COPY of the same rows
+# from a server-side file and against 100,000 single-row INSERTs sent one
+# after the other by psql in one transaction. Each run fills an empty table
+# with a primary key; the batch insert reads its records from a table where
+# they are stored as jsonb (and, as a second figure, as JSON text that must
+# be parsed first, as a client's parameter would be).
+BATCH_ROWS=100000
+run_psql <<SQL >/dev/null || exit 1
+CREATE TABLE bench_rows_src AS
+SELECT g AS id, 'name ' || g AS name, round(g * 1.25, 2) AS amount,
+       '2026-01-01'::timestamptz + g * interval '1 s' AS at, g % 2 = 0 AS flag
+FROM generate_series(1, $BATCH_ROWS) g;
+CREATE TABLE bench_rows (id int PRIMARY KEY, name text, amount numeric, at timestamptz, flag bool);
+CREATE TABLE bench_rows_json AS SELECT jsonb_agg(to_jsonb(s) ORDER BY id) AS j FROM bench_rows_src s;
+CREATE TABLE bench_rows_text AS SELECT j::text AS t FROM bench_rows_json;
+COPY bench_rows_src TO '$work/rows.copy';
+COPY (SELECT format('INSERT INTO bench_rows VALUES (%s, %L, %s, %L, %s);', id, name, amount, at, flag)
+      FROM bench_rows_src) TO '$work/rows.sql';
+SQL
+declare -A batch_sql=(
+    [copy]="COPY bench_rows FROM '$work/rows.copy'"
+    [batch]="SELECT tusk_batch_insert('bench_rows', (SELECT j FROM bench_rows_json))"
+    [batch_text]="SELECT tusk_batch_insert('bench_rows', (SELECT t::jsonb FROM bench_rows_text))"
+)
+batch_copy_ratios=""
+batch_row_ratios=""
+declare -A batch_mss=()
+for round in $(seq 1 "$ROUNDS"); do
+    order="copy batch batch_text"
+    [ $((round % 2)) -eq 0 ] && order="batch_text batch copy"
+    sql=""
+    for name in $order; do
+        sql+="TRUNCATE bench_rows; CHECKPOINT;"$'\n'"SELECT '$name', bench_ms(\$q\$${batch_sql[$name]}\$q\$);"$'\n'
+        sql+="SELECT 'rows_$name', count(*) FROM bench_rows;"$'\n'
+    done
+    steal_mark
+    report=$(run_psql -At -F ' ' <<<"$sql") || { tusk_log "batch bench: psql failed"; exit 1; }
+    declare -A ms=()
+    while read -r name value; do ms[$name]=$value; done <<<"$report"
+    run_psql -c "TRUNCATE bench_rows" >/dev/null
+    row_start=$(date +%s.%N)
+    (echo "BEGIN;"; cat "$work/rows.sql"; echo "COMMIT;") | run_psql -q >/dev/null || { tusk_log "batch bench: row-at-a-time failed"; exit 1; }
+    ms[rows]=$(awk -v s="$row_start" -v e="$(date +%s.%N)" 'BEGIN {print (e - s) * 1000}')
+    steal=$(steal_since_mark)
+    ms[rows_rows]=$(run_psql -At -c "SELECT count(*) FROM bench_rows")
+    for name in copy batch batch_text rows; do
+        [ "${ms[rows_$name]:-0}" = "$BATCH_ROWS" ] && [ -n "${ms[$name]:-}" ] ||
+            { tusk_log "batch bench: $name inserted '${ms[rows_$name]:-}' rows"; echo "$report" >&2; exit 1; }
+        batch_mss[$name]+="${ms[$name]} "
+    done
+    # speed ratios: the time of the baseline over tusk's time
+    batch_copy_ratios+="$(awk -v c="${ms[copy]}" -v b="${ms[batch]}" 'BEGIN {print c / b}') $steal
+"
+    batch_row_ratios+="$(awk -v r="${ms[rows]}" -v b="${ms[batch]}" 'BEGIN {print r / b}') $steal
+"
+    printf '  round %d: COPY %.0f ms, tusk_batch_insert %.0f ms (from JSON text %.0f ms), row at a time %.0f ms, steal %d%%\n' \
+        "$round" "${ms[copy]}" "${ms[batch]}" "${ms[batch_text]}" "${ms[rows]}" "$steal"
+done
+echo
+echo "| $BATCH_ROWS rows of 5 columns into a table with a primary key (median over $ROUNDS rounds) | time |"
+echo "|---|---:|"
+awk -v c="$(printf '%s\n' ${batch_mss[copy]} | median)" -v b="$(printf '%s\n' ${batch_mss[batch]} | median)" \
+    -v t="$(printf '%s\n' ${batch_mss[batch_text]} | median)" -v r="$(printf '%s\n' ${batch_mss[rows]} | median)" 'BEGIN {
+    printf "| `COPY` from a server-side file | %.0f ms |\n", c
+    printf "| `tusk_batch_insert`, records as jsonb | %.0f ms |\n", b
+    printf "| `tusk_batch_insert`, records as JSON text (parsed first) | %.0f ms |\n", t
+    printf "| single-row `INSERT`s from psql, one transaction | %.0f ms |\n", r
+}'
+printf '%s' "$batch_copy_ratios" | ratio_summary "tusk_batch_insert speed / COPY speed" "at least 0.5"
+printf '%s' "$batch_row_ratios" | ratio_summary "tusk_batch_insert speed / row-at-a-time speed" "at least 10"
