@@ -318,7 +318,8 @@ COMMENT ON FUNCTION tusk_cached_rows(text, interval, text, jsonb) IS
 
 CREATE FUNCTION tusk_prepared_list(
     OUT sql text, OUT param_types regtype[], OUT calls bigint, OUT generic_plans bigint,
-    OUT custom_plans bigint, OUT prepared_at timestamptz, OUT last_used_at timestamptz)
+    OUT custom_plans bigint, OUT prepared_at timestamptz, OUT last_used_at timestamptz,
+    OUT streamed boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'tusk_prepared_list'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
@@ -326,7 +327,7 @@ COMMENT ON FUNCTION tusk_prepared_list() IS 'The statements in this backend''s p
 
 CREATE VIEW tusk_prepared AS SELECT * FROM tusk_prepared_list();
 COMMENT ON VIEW tusk_prepared IS
-  'Statements that tusk_query and tusk_query_rows keep prepared in this backend, most recently used first';
+  'Statements that tusk_query and tusk_query_rows (streamed) keep prepared in this backend for the current role, most recently used first';
 GRANT SELECT ON tusk_prepared TO PUBLIC;
 
 CREATE FUNCTION tusk_prepared_reset()

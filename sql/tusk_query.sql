@@ -57,7 +57,7 @@ SELECT count(*) AS still_there FROM q_items;
 -- the plan cache: one statement per text, its calls counted, its plan reused
 SELECT tusk_prepared_reset() > 0 AS had_statements;
 SELECT tusk_query('SELECT name FROM q_items WHERE id = $1', jsonb_build_array(g)) FROM generate_series(1, 10) g;
-SELECT sql, param_types, calls, custom_plans, generic_plans, prepared_at <= last_used_at AS times
+SELECT sql, param_types, calls, custom_plans, generic_plans, prepared_at <= last_used_at AS times, streamed
 FROM tusk_prepared;
 -- a schema change is PostgreSQL's plan invalidation's business: no stale plan, same entry
 SELECT tusk_query('SELECT * FROM q_items WHERE id = $1', '[1]');
@@ -104,14 +104,47 @@ RESET tusk.plan_cache_size;
 SELECT tusk_query('SELECT tusk_query(''SELECT 6 AS f'') AS inner');
 SELECT sql, calls FROM tusk_prepared ORDER BY sql;
 
+-- a statement serves only the role and the search_path it was prepared in: its $n
+-- types were resolved there (elsewhere they could name other types, with other
+-- input functions); anywhere else it is prepared again
+CREATE SCHEMA q_t1;
+CREATE DOMAIN q_t1.num AS int CHECK (VALUE > 0);
+CREATE SCHEMA q_t2;
+CREATE DOMAIN q_t2.num AS text CHECK (VALUE <> 'x');
+SET search_path = q_t1, public;
+SELECT tusk_query('SELECT $1::num AS v', '["5"]');
+SET search_path = q_t2, public;
+SELECT tusk_query('SELECT $1::num AS v', '["5"]');
+SELECT tusk_query('SELECT $1::num AS v', '["x"]');
+RESET search_path;
+SELECT sql, calls FROM tusk_prepared WHERE sql LIKE '%::num%';
+DROP SCHEMA q_t1, q_t2 CASCADE;
+-- a statement forgotten while its params are read (a domain's CHECK that resets)
+CREATE FUNCTION q_reset_ok(int) RETURNS bool LANGUAGE sql AS 'SELECT tusk_prepared_reset() >= 0';
+CREATE DOMAIN q_resetting_int AS int CHECK (q_reset_ok(VALUE));
+SELECT tusk_query('SELECT $1::q_resetting_int AS v', '[1]');
+SELECT tusk_query('SELECT $1::q_resetting_int AS v', '[1]');
+SELECT tusk_query_rows('SELECT $1::q_resetting_int AS v', '[2]');
+DROP DOMAIN q_resetting_int;
+DROP FUNCTION q_reset_ok(int);
+-- a statement long enough that the parser needs much memory before its $1
+SELECT tusk_query(format('SELECT 1 AS one WHERE 1 IN (%s) AND $1::int = 1', string_agg(g::text, ',')), '[1]')
+FROM generate_series(1, 50000) g;
+
 -- privileges are checked at every execution, cached or not
 CREATE ROLE regress_tusk_query_nobody;
 GRANT USAGE ON SCHEMA public TO regress_tusk_query_nobody;
 SELECT tusk_query('SELECT name FROM q_items WHERE id = $1', '[1]');
+SELECT tusk_query('SELECT 2 AS secret');
 SET ROLE regress_tusk_query_nobody;
 SELECT tusk_query('SELECT name FROM q_items WHERE id = $1', '[1]');
 SELECT tusk_query('INSERT INTO q_items (id) VALUES (50)');
+-- and what other roles ran in this session is not shown
+SELECT count(*) AS others_statements FROM tusk_prepared WHERE sql LIKE '%secret%';
+SELECT tusk_query('SELECT 1 AS mine');
+SELECT sql, calls FROM tusk_prepared;
 RESET ROLE;
+SELECT sql, calls FROM tusk_prepared WHERE sql LIKE '%FROM q_items WHERE id = $1' ORDER BY 1;
 
 -- injection through params is only ever a value
 SELECT tusk_query('SELECT id FROM q_items WHERE name = $1', '["x''; DROP TABLE q_items; --"]') AS text_param;
@@ -151,6 +184,9 @@ SELECT count(*) AS no_writes FROM q_items WHERE id IN (60, 61);
 
 -- tusk_query_rows: the same rows, one at a time
 SELECT tusk_query_rows('SELECT id, name FROM q_items WHERE id <= $1 ORDER BY id', '[2]');
+SELECT tusk_query('SELECT id, name FROM q_items WHERE id <= $1 ORDER BY id', '[2]') AS in_one_value;
+-- tusk_query_rows keeps a plan of its own, made for reading the first rows fast
+SELECT sql, streamed FROM tusk_prepared WHERE sql LIKE 'SELECT id, name FROM q_items WHERE id <= $1%' ORDER BY 2;
 SELECT r ->> 'id' AS id FROM tusk_query_rows('SELECT id FROM q_items ORDER BY id') AS r;
 SELECT count(*), min((r ->> 'g')::int), max((r ->> 'g')::int)
 FROM tusk_query_rows('SELECT g FROM generate_series(1, 100000) g') AS r;
@@ -168,6 +204,22 @@ SELECT tusk_query_rows('SELECT generate_series(1, 1000000000000) AS n') LIMIT 3;
 SELECT tusk_query_rows('SELECT generate_series(1, 1000000000000) AS n') LIMIT 2;
 SELECT count(*) AS cursors_left_open FROM pg_cursors;
 COMMIT;
+-- read through a WITH HOLD cursor, which outlives the transaction: the rows are kept, not streamed
+BEGIN;
+DECLARE q_held CURSOR WITH HOLD FOR SELECT tusk_query_rows('SELECT g FROM generate_series(1, 5) g');
+FETCH 2 FROM q_held;
+COMMIT;
+FETCH 3 FROM q_held;
+CLOSE q_held;
+-- its cursor rolled back with a savepoint under a reader that goes on: a clear error
+BEGIN;
+DECLARE q_plain CURSOR FOR SELECT tusk_query_rows('SELECT g FROM generate_series(1, 100) g');
+SAVEPOINT s;
+FETCH 1 FROM q_plain;
+ROLLBACK TO SAVEPOINT s;
+FETCH 100 FROM q_plain;
+ROLLBACK;
+
 RESET statement_timeout;
 SELECT tusk_query_rows('SELECT $1::int AS bad', '["x"]');
 SELECT tusk_query_rows('VACUUM');

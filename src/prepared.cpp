@@ -9,10 +9,15 @@
  * analysed once as PREPARE without parameter types does (the types of its
  * $n inferred), then prepared with those types and kept (SPI_keepplan), so
  * a repeated call skips parsing, analysis and, once PostgreSQL settles on
- * a generic plan, planning. Schema changes, search_path changes and role
- * changes under row-level security are PostgreSQL's plan cache's business:
- * it re-analyses and re-plans a kept statement when what it depends on
- * changes. Privileges are checked at every execution.
+ * a generic plan, planning. tusk_query_rows reads through a cursor and
+ * keeps its own plan of a text (made for fetching the first rows fast).
+ *
+ * A statement is used only by the role that prepared it and under the
+ * search_path it was prepared in (the types of its $n, and so the input
+ * functions that read params, were resolved there): otherwise, or when
+ * PostgreSQL has invalidated its plan (a schema change), the text is
+ * prepared again and its types inferred again. Privileges are checked at
+ * every execution.
  *
  * A statement that is executing (calls nest: a statement may call
  * tusk_query) is never freed under its caller: one evicted while in use is
@@ -23,6 +28,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -31,6 +37,8 @@ extern "C" {
 #include "lib/ilist.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "tcop/pquery.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -62,10 +70,13 @@ namespace {
 int plan_cache_size = 256; /* tusk.plan_cache_size */
 
 struct PreparedStatement {
-    uint64 hash;         /* XXH3 of the SQL text */
+    uint64 hash;         /* XXH3 of the SQL text, and whether it is read through a cursor */
     MemoryContext context; /* this struct and everything it points to, but the plan */
     char *sql;
     int sql_length;
+    bool for_cursor;     /* prepared for tusk_query_rows (CURSOR_OPT_FAST_PLAN) */
+    Oid role;            /* the role it was prepared as... */
+    OverrideSearchPath *search_path; /* ...and the search_path its $n types were resolved in */
     SPIPlanPtr plan;     /* kept, unless transient */
     int param_count;
     Oid *param_types;
@@ -93,6 +104,13 @@ int cached_count = 0;
 PreparedStatement *statement_of(dlist_node *node)
 {
     return reinterpret_cast<PreparedStatement *>(reinterpret_cast<char *>(node) - offsetof(PreparedStatement, lru));
+}
+
+/* Whether a cached statement may serve this call as it is. */
+bool still_fits(PreparedStatement *statement)
+{
+    return statement->role == GetUserId() && OverrideSearchPathMatchesCurrent(statement->search_path) &&
+           SPI_plan_is_valid(statement->plan);
 }
 
 void free_statement(PreparedStatement *statement)
@@ -168,7 +186,9 @@ void prepare_statement(PreparedStatement *statement, const char *sql, const char
 {
     AnalysedStatement analysed = analyse_statement(sql, function);
     check_preparable(analysed.source, function);
-    SPIPlanPtr plan = SPI_prepare_cursor(sql, analysed.count, analysed.types, CURSOR_OPT_PARALLEL_OK);
+    /* As PREPARE plans (parallel plans allowed); for a cursor, as DECLARE CURSOR plans. */
+    int options = statement->for_cursor ? CURSOR_OPT_FAST_PLAN : CURSOR_OPT_PARALLEL_OK;
+    SPIPlanPtr plan = SPI_prepare_cursor(sql, analysed.count, analysed.types, options);
     if (plan == nullptr)
         ereport(ERROR, (errmsg("tusk: could not prepare query: %s", SPI_result_code_string(SPI_result))));
     statement->param_count = analysed.count;
@@ -180,6 +200,8 @@ void prepare_statement(PreparedStatement *statement, const char *sql, const char
         type_input_init(&statement->inputs[i], analysed.types[i], -1, statement->context);
     }
     statement->plan = plan;
+    statement->role = GetUserId();
+    statement->search_path = GetOverrideSearchPath(statement->context);
     statement->calls = 0;
     statement->prepared_at = statement->last_used_at = GetCurrentTimestamp();
     statement->in_use = 0;
@@ -190,7 +212,7 @@ void prepare_statement(PreparedStatement *statement, const char *sql, const char
  * The prepared statement for sql: from the cache, or prepared now (and
  * cached when tusk.plan_cache_size allows). Runs inside SPI.
  */
-PreparedStatement *statement_for(text *sql_text, const char *function)
+PreparedStatement *statement_for(text *sql_text, bool for_cursor, const char *function)
 {
     release_doomed();
     if (cached_count > plan_cache_size) /* tusk.plan_cache_size was lowered */
@@ -199,7 +221,8 @@ PreparedStatement *statement_for(text *sql_text, const char *function)
     int length = int(VARSIZE_ANY_EXHDR(sql_text));
     if (length == 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s needs a statement, got an empty string", function)));
-    uint64 hash = XXH3_64bits(sql, size_t(length));
+    uint64 hash = XXH3_64bits_withSeed(sql, size_t(length), for_cursor ? 1 : 0);
+    int64 calls_before = 0;
 
     if (plan_cache_size > 0) {
         if (statements == nullptr) {
@@ -211,11 +234,15 @@ PreparedStatement *statement_for(text *sql_text, const char *function)
         auto *entry = static_cast<HashEntry *>(hash_search(statements, &hash, HASH_FIND, nullptr));
         if (entry != nullptr) {
             PreparedStatement *statement = entry->statement;
-            if (statement->sql_length == length && memcmp(statement->sql, sql, length) == 0) {
+            bool same_text = statement->sql_length == length && statement->for_cursor == for_cursor &&
+                             memcmp(statement->sql, sql, length) == 0;
+            if (same_text && still_fits(statement)) {
                 dlist_move_head(&recent, &statement->lru);
                 return statement;
             }
-            evict(statement); /* another text with the same hash: the newer one wins */
+            if (same_text && statement->role == GetUserId())
+                calls_before = statement->calls; /* prepared again below: the count goes on */
+            evict(statement); /* or another text with the same hash: the newer one wins */
         }
     }
 
@@ -230,6 +257,7 @@ PreparedStatement *statement_for(text *sql_text, const char *function)
     memcpy(building.sql, sql, length);
     building.sql[length] = '\0';
     building.sql_length = length;
+    building.for_cursor = for_cursor;
     building.transient = plan_cache_size <= 0;
     PG_TRY();
     {
@@ -244,6 +272,7 @@ PreparedStatement *statement_for(text *sql_text, const char *function)
     }
     PG_END_TRY();
 
+    building.calls = calls_before;
     auto *statement = static_cast<PreparedStatement *>(MemoryContextAlloc(context, sizeof building));
     *statement = building;
     if (statement->transient)
@@ -319,7 +348,7 @@ Jsonb *rows_as_array(SPITupleTable *tuptable, uint64 count)
     return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_ARRAY, nullptr));
 }
 
-/* Records one execution of a statement in the built-in metrics. */
+/* Records one execution of a statement (binding included) in the built-in metrics. */
 void executed(PreparedStatement *statement, int64_t start)
 {
     statement->calls++;
@@ -331,22 +360,31 @@ void executed(PreparedStatement *statement, int64_t start)
 }
 
 /* Runs statement with values/nulls, every row fetched; SPI_tuptable holds them. */
-int execute(PreparedStatement *statement, Datum *values, char *nulls)
+void execute(PreparedStatement *statement, Datum *values, char *nulls)
 {
-    int rc = 0;
-    statement->in_use++;
-    PG_TRY();
-    {
-        rc = SPI_execute_plan(statement->plan, values, nulls, false, 0);
-    }
-    PG_FINALLY();
-    {
-        statement->in_use--;
-    }
-    PG_END_TRY();
+    int rc = SPI_execute_plan(statement->plan, values, nulls, false, 0);
     if (rc < 0)
         ereport(ERROR, (errmsg("tusk: could not run the statement: %s", SPI_result_code_string(rc))));
-    return rc;
+}
+
+/*
+ * tusk_query's work once it holds its statement: bind, run, render. Binding
+ * and rendering run user code too (a domain's CHECK, a cast to json), which
+ * may call tusk_query or tusk_prepared_reset: the caller keeps the statement
+ * marked in use throughout.
+ */
+Jsonb *run_statement(PreparedStatement *statement, Jsonb *params, MemoryContext result_context)
+{
+    int64_t start = builtin_timer_start();
+    Datum *values;
+    char *nulls;
+    bind(statement, params, &values, &nulls);
+    execute(statement, values, nulls);
+    executed(statement, start);
+    MemoryContext spi = MemoryContextSwitchTo(result_context);
+    Jsonb *rows = rows_as_array(SPI_tuptable, SPI_processed);
+    MemoryContextSwitchTo(spi);
+    return rows;
 }
 
 Datum query(FunctionCallInfo fcinfo)
@@ -358,24 +396,30 @@ Datum query(FunctionCallInfo fcinfo)
 
     if (SPI_connect() != SPI_OK_CONNECT)
         ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
-    PreparedStatement *statement = statement_for(sql, "tusk_query");
-    Datum *values;
-    char *nulls;
-    bind(statement, params, &values, &nulls);
-    int64_t start = builtin_timer_start();
-    execute(statement, values, nulls);
-    executed(statement, start);
-    MemoryContext spi = MemoryContextSwitchTo(caller);
-    Jsonb *rows = rows_as_array(SPI_tuptable, SPI_processed);
-    MemoryContextSwitchTo(spi);
+    PreparedStatement *statement = statement_for(sql, false, "tusk_query");
+    Jsonb *volatile rows = nullptr;
+    statement->in_use++;
+    PG_TRY();
+    {
+        rows = run_statement(statement, params, caller);
+    }
+    PG_FINALLY();
+    {
+        statement->in_use--;
+    }
+    PG_END_TRY();
     done_with(statement);
     SPI_finish();
     PG_RETURN_JSONB_P(rows);
 }
 
-/* tusk_query_rows' state between calls: a cursor and the rows of its last fetch. */
+/*
+ * tusk_query_rows' state between calls: a cursor and the rows of its last
+ * fetch, or, when there is no cursor, every row (rendered at the first call).
+ */
 struct RowStream {
-    char *cursor;        /* the portal's name; nullptr once closed */
+    char *cursor;        /* the portal's name; nullptr once closed or when there is none */
+    Portal portal;       /* the portal it named when opened */
     MemoryContext batch; /* the rendered rows of the last fetch */
     Datum *rows;
     uint64 count;
@@ -390,11 +434,18 @@ struct RowStream {
 constexpr long kFetchFirst = 16;
 constexpr long kFetchMax = 1024;
 
+/* The stream's portal, if it is still the one it opened. */
+Portal stream_portal(RowStream *stream)
+{
+    Portal portal = SPI_cursor_find(stream->cursor);
+    return portal == stream->portal ? portal : nullptr;
+}
+
 void close_stream(RowStream *stream)
 {
     if (stream->cursor == nullptr)
         return;
-    if (Portal portal = SPI_cursor_find(stream->cursor))
+    if (Portal portal = stream_portal(stream))
         SPI_cursor_close(portal);
     stream->cursor = nullptr;
 }
@@ -405,6 +456,22 @@ void close_stream_callback(Datum arg)
     close_stream(reinterpret_cast<RowStream *>(DatumGetPointer(arg)));
 }
 
+/* Renders SPI_tuptable's `count` rows into the stream's batch context. */
+void keep_rows(RowStream *stream, uint64 count)
+{
+    MemoryContext previous = MemoryContextSwitchTo(stream->batch);
+    if (count > 0) {
+        RowRenderer renderer;
+        row_renderer_init(&renderer, SPI_tuptable->tupdesc);
+        stream->rows = static_cast<Datum *>(palloc(sizeof(Datum) * count));
+        for (uint64 i = 0; i < count; i++)
+            stream->rows[i] = render_row(&renderer, SPI_tuptable->vals[i]);
+    }
+    MemoryContextSwitchTo(previous);
+    stream->count = count;
+    stream->next = 0;
+}
+
 /* Fetches and renders the next rows of the stream's cursor. */
 void fetch_rows(RowStream *stream)
 {
@@ -412,10 +479,14 @@ void fetch_rows(RowStream *stream)
     stream->count = stream->next = 0;
     if (SPI_connect() != SPI_OK_CONNECT)
         ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
-    Portal portal = SPI_cursor_find(stream->cursor);
+    Portal portal = stream_portal(stream);
     if (portal == nullptr)
         ereport(ERROR, (errcode(ERRCODE_INVALID_CURSOR_STATE),
-                        errmsg("the cursor of tusk_query_rows was closed while rows were read")));
+                        errmsg("the cursor of tusk_query_rows is gone"),
+                        errdetail("It was closed, or opened in a subtransaction that was rolled back, while its "
+                                  "rows were being read."),
+                        errhint("Read all rows of tusk_query_rows within the savepoint that started reading them, "
+                                "or use tusk_query.")));
     int64_t start = metrics_clock_ns();
     SPI_cursor_fetch(portal, true, stream->fetch_size);
     stream->query_ns += metrics_clock_ns() - start;
@@ -423,24 +494,49 @@ void fetch_rows(RowStream *stream)
     if (uint64(stream->fetch_size) > fetched)
         stream->exhausted = true;
     stream->fetch_size = stream->fetch_size * 4 > kFetchMax ? kFetchMax : stream->fetch_size * 4;
-    MemoryContext spi = MemoryContextSwitchTo(stream->batch);
-    if (fetched > 0) {
-        RowRenderer renderer;
-        row_renderer_init(&renderer, SPI_tuptable->tupdesc);
-        stream->rows = static_cast<Datum *>(palloc(sizeof(Datum) * fetched));
-        for (uint64 i = 0; i < fetched; i++)
-            stream->rows[i] = render_row(&renderer, SPI_tuptable->vals[i]);
-    }
-    MemoryContextSwitchTo(spi);
-    stream->count = fetched;
+    keep_rows(stream, fetched);
     SPI_finish();
 }
 
+/* Whether the query calling us is read through a WITH HOLD cursor (it outlives the transaction). */
+bool caller_is_holdable()
+{
+    return ActivePortal != nullptr && (ActivePortal->cursorOptions & CURSOR_OPT_HOLD) != 0;
+}
+
 /*
- * Opens the stream: the statement's cursor, or, for a statement that
- * returns no rows (INSERT without RETURNING), runs it to completion.
+ * Opens the stream once its statement is held (see run_statement): the
+ * statement's cursor; or, for a statement that returns no rows (INSERT
+ * without RETURNING) or a caller that is a WITH HOLD cursor (whose rows
+ * outlive the transaction, and the cursor with them: ours could not), runs
+ * it to completion and keeps its rows.
  */
-RowStream *open_stream(FunctionCallInfo fcinfo, MemoryContext context)
+void open_stream(RowStream *stream, PreparedStatement *statement, Jsonb *params)
+{
+    int64_t start = metrics_clock_ns();
+    Datum *values;
+    char *nulls;
+    bind(statement, params, &values, &nulls);
+    auto *source = static_cast<CachedPlanSource *>(linitial(SPI_plan_get_plan_sources(statement->plan)));
+    if (source->resultDesc == nullptr || caller_is_holdable()) {
+        execute(statement, values, nulls);
+        keep_rows(stream, source->resultDesc != nullptr ? SPI_processed : 0);
+        stream->exhausted = true;
+    } else {
+        /* The portal keeps its own reference to the plan: evicting the statement later is safe. */
+        static uint64 cursors_opened = 0;
+        char name[64];
+        snprintf(name, sizeof name, "<tusk_query_rows %llu>", (unsigned long long) ++cursors_opened);
+        Portal portal = SPI_cursor_open(name, statement->plan, values, nulls, false);
+        stream->cursor = MemoryContextStrdup(GetMemoryChunkContext(stream), portal->name);
+        stream->portal = portal;
+    }
+    stream->query_ns = metrics_clock_ns() - start;
+    statement->calls++;
+    statement->last_used_at = GetCurrentTimestamp();
+}
+
+RowStream *start_stream(FunctionCallInfo fcinfo, MemoryContext context)
 {
     require_arg(fcinfo, 0, "sql");
     text *sql = PG_GETARG_TEXT_PP(0);
@@ -452,33 +548,17 @@ RowStream *open_stream(FunctionCallInfo fcinfo, MemoryContext context)
 
     if (SPI_connect() != SPI_OK_CONNECT)
         ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
-    PreparedStatement *statement = statement_for(sql, "tusk_query_rows");
-    Datum *values;
-    char *nulls;
-    bind(statement, params, &values, &nulls);
-    auto *source = static_cast<CachedPlanSource *>(linitial(SPI_plan_get_plan_sources(statement->plan)));
-    int64_t start = metrics_clock_ns();
-    if (source->resultDesc == nullptr) {
-        execute(statement, values, nulls);
-        stream->exhausted = true;
-    } else {
-        /* The portal keeps its own reference to the plan: eviction cannot pull it away. */
-        statement->in_use++;
-        Portal portal = nullptr;
-        PG_TRY();
-        {
-            portal = SPI_cursor_open(nullptr, statement->plan, values, nulls, false);
-        }
-        PG_FINALLY();
-        {
-            statement->in_use--;
-        }
-        PG_END_TRY();
-        stream->cursor = MemoryContextStrdup(context, portal->name);
+    PreparedStatement *statement = statement_for(sql, true, "tusk_query_rows");
+    statement->in_use++;
+    PG_TRY();
+    {
+        open_stream(stream, statement, params);
     }
-    stream->query_ns = metrics_clock_ns() - start;
-    statement->calls++;
-    statement->last_used_at = GetCurrentTimestamp();
+    PG_FINALLY();
+    {
+        statement->in_use--;
+    }
+    PG_END_TRY();
     done_with(statement);
     SPI_finish();
     return stream;
@@ -493,7 +573,7 @@ Datum query_rows(FunctionCallInfo fcinfo)
         if (info == nullptr || !IsA(info, ReturnSetInfo) || !(info->allowedModes & SFRM_ValuePerCall))
             ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                             errmsg("tusk_query_rows must be called where a set is accepted")));
-        RowStream *stream = open_stream(fcinfo, call->multi_call_memory_ctx);
+        RowStream *stream = start_stream(fcinfo, call->multi_call_memory_ctx);
         call->user_fctx = stream;
         if (stream->cursor != nullptr) {
             RegisterExprContextCallback(info->econtext, close_stream_callback, PointerGetDatum(stream));
@@ -524,12 +604,15 @@ Datum prepared_list(FunctionCallInfo fcinfo)
     auto *info = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     for (dlist_node *node = recent.head.next; node != &recent.head; node = node->next) {
         PreparedStatement *statement = statement_of(node);
+        /* Statements prepared by other roles (SET ROLE, SECURITY DEFINER) stay private. */
+        if (!has_privs_of_role(GetUserId(), statement->role))
+            continue;
         auto *source = static_cast<CachedPlanSource *>(linitial(SPI_plan_get_plan_sources(statement->plan)));
         Datum *types = static_cast<Datum *>(palloc(sizeof(Datum) * (statement->param_count + 1)));
         for (int i = 0; i < statement->param_count; i++)
             types[i] = ObjectIdGetDatum(statement->param_types[i]);
-        Datum values[7];
-        bool nulls[7] = {false, false, false, false, false, false, false};
+        Datum values[8];
+        bool nulls[8] = {false, false, false, false, false, false, false, false};
         values[0] = PointerGetDatum(cstring_to_text_with_len(statement->sql, statement->sql_length));
         values[1] = PointerGetDatum(construct_array(types, statement->param_count, REGTYPEOID, sizeof(Oid), true,
                                                     TYPALIGN_INT));
@@ -538,6 +621,7 @@ Datum prepared_list(FunctionCallInfo fcinfo)
         values[4] = Int64GetDatum(source->num_custom_plans);
         values[5] = TimestampTzGetDatum(statement->prepared_at);
         values[6] = TimestampTzGetDatum(statement->last_used_at);
+        values[7] = BoolGetDatum(statement->for_cursor);
         tuplestore_putvalues(info->setResult, info->setDesc, values, nulls);
     }
     return (Datum) 0;

@@ -182,7 +182,13 @@ void check_param_count(int used, int given)
 
 AnalysedStatement analyse_statement(const char *query, const char *function)
 {
-    InferredParams inferred{nullptr, 0};
+    /*
+     * The parser grows this array with repalloc, which keeps it in the
+     * context it was first allocated in: allocate it here, in the caller's
+     * (SPI procedure) context, or it would be made in SPI's executor
+     * context, which SPI_prepare_params resets before returning.
+     */
+    InferredParams inferred{static_cast<Oid *>(palloc0(sizeof(Oid))), 0};
     SPIPlanPtr analysed = SPI_prepare_params(query, setup_variable_params, &inferred, 0);
     if (analysed == nullptr)
         ereport(ERROR, (errmsg("tusk: could not prepare query: %s",
