@@ -55,8 +55,8 @@ SELECT tusk_batch_insert('tbi_ints', '[{"i": 2.0}]');
 \set VERBOSITY default
 SELECT tusk_batch_insert('tbi_ints', '[{"k": 5}, {"i": 1.0}]');
 
--- Dates and timestamps: the ISO form that to_jsonb writes, and other spellings
--- (left to the input functions), give what the casts give.
+-- Dates and timestamps (read by date_in, timestamp_in, timestamptz_in): the ISO form that to_jsonb writes, and other spellings
+-- give what the casts give.
 SET timezone = 'America/New_York';
 CREATE TABLE tbi_time_source AS
 SELECT g AS k, timestamptz '0001-01-01 00:00:00+00' + g * interval '731 days 7 hours 13 minutes 11.123457 seconds' AS tz

@@ -54,15 +54,12 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/date.h"
-#include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
-#include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(tusk_batch_insert);
 }
@@ -105,10 +102,9 @@ struct Column {
  * Conversions that give exactly what the input function would give, without
  * the text round trip, for the commonest columns (exact types, no typmod):
  * a JSON boolean into bool, a JSON string into text, a JSON integer (no
- * fraction digits, within 32 bits) into smallint, integer or bigint, and a
- * JSON string in the strict ISO 8601 form into date, timestamp or
- * timestamptz (see iso_datetime). Any other value goes through its text and
- * the input function, which also raises every error.
+ * fraction digits, within 32 bits) into smallint, integer or bigint. Any
+ * other value (dates and timestamps included) goes through its text and the
+ * input function, which also raises every error.
  */
 constexpr char kShortcutNone = 0;
 constexpr char kShortcutBool = 1;
@@ -116,9 +112,6 @@ constexpr char kShortcutText = 2;
 constexpr char kShortcutInt2 = 3;
 constexpr char kShortcutInt4 = 4;
 constexpr char kShortcutInt8 = 5;
-constexpr char kShortcutDate = 6;
-constexpr char kShortcutTimestamp = 7;
-constexpr char kShortcutTimestampTz = 8;
 
 /* A prepared INSERT for one (columns, rows) shape. */
 struct Plan {
@@ -470,114 +463,11 @@ void prepare_input(Column *c, MemoryContext context)
         case INT8OID:
             c->shortcut = kShortcutInt8;
             break;
-        case DATEOID:
-            c->shortcut = kShortcutDate;
-            break;
-        case TIMESTAMPOID:
-            c->shortcut = c->typmod < 0 ? kShortcutTimestamp : kShortcutNone;
-            break;
-        case TIMESTAMPTZOID:
-            c->shortcut = c->typmod < 0 ? kShortcutTimestampTz : kShortcutNone;
-            break;
         default:
             c->shortcut = kShortcutNone;
             break;
     }
     c->input_ready = true;
-}
-
-/* n decimal digits at s as a number, or -1 when they are not all digits. */
-int digits(const char *s, int n)
-{
-    int value = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        value = value * 10 + (s[i] - '0');
-    }
-    return value;
-}
-
-/*
- * A date or timestamp in the one strict ISO 8601 form that JSON documents
- * carry (to_jsonb writes it): YYYY-MM-DD, then for timestamps
- * [T ]HH:MI:SS[.ffffff], then for timestamptz an offset +HH[:MI] (hours up
- * to 15). Every field is range-checked here; anything else (another
- * spelling, a zone name, no offset for timestamptz, an offset for
- * timestamp, year 0, 24:00:00, a leap second, more than 6 fraction digits,
- * spaces) is left to the type's input function, which decides it. On
- * those strings date_in, timestamp_in and timestamptz_in compute exactly
- * this: the same broken-down time handed to date2j/tm2timestamp.
- */
-bool iso_datetime(const char *s, int len, char shortcut, Datum *result)
-{
-    if (len < 10 || s[4] != '-' || s[7] != '-')
-        return false;
-    struct pg_tm tm;
-    memset(&tm, 0, sizeof tm);
-    tm.tm_year = digits(s, 4);
-    tm.tm_mon = digits(s + 5, 2);
-    tm.tm_mday = digits(s + 8, 2);
-    if (tm.tm_year < 1 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
-        tm.tm_mday > day_tab[isleap(tm.tm_year) ? 1 : 0][tm.tm_mon - 1])
-        return false;
-    if (shortcut == kShortcutDate) {
-        if (len != 10)
-            return false;
-        *result = DateADTGetDatum(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) - POSTGRES_EPOCH_JDATE);
-        return true;
-    }
-
-    if (len < 19 || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
-        return false;
-    tm.tm_hour = digits(s + 11, 2);
-    tm.tm_min = digits(s + 14, 2);
-    tm.tm_sec = digits(s + 17, 2);
-    if (tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 || tm.tm_sec < 0 ||
-        tm.tm_sec > 59)
-        return false;
-    int at = 19;
-    fsec_t fsec = 0;
-    if (at < len && s[at] == '.') {
-        int n = 0;
-        at++;
-        while (at + n < len && s[at + n] >= '0' && s[at + n] <= '9')
-            n++;
-        if (n < 1 || n > 6)
-            return false;
-        fsec = digits(s + at, n);
-        for (int i = n; i < 6; i++)
-            fsec *= 10;
-        at += n;
-    }
-    bool has_zone = at < len;
-    int zone = 0; /* seconds west of UTC, as PostgreSQL counts */
-    if (has_zone) {
-        if (s[at] != '+' && s[at] != '-')
-            return false;
-        int rest = len - at - 1;
-        int hours, minutes = 0;
-        if (rest == 2) {
-            hours = digits(s + at + 1, 2);
-        } else if (rest == 5 && s[at + 3] == ':') {
-            hours = digits(s + at + 1, 2);
-            minutes = digits(s + at + 4, 2);
-        } else {
-            return false;
-        }
-        if (hours < 0 || hours > MAX_TZDISP_HOUR || minutes < 0 || minutes > 59)
-            return false;
-        zone = (hours * MINS_PER_HOUR + minutes) * SECS_PER_MINUTE;
-        if (s[at] == '+')
-            zone = -zone;
-    }
-    if (has_zone != (shortcut == kShortcutTimestampTz))
-        return false;
-    Timestamp value;
-    if (tm2timestamp(&tm, fsec, has_zone ? &zone : nullptr, &value) != 0)
-        return false;
-    *result = TimestampGetDatum(value);
-    return true;
 }
 
 /*
@@ -664,7 +554,6 @@ Datum convert_value(BatchInsert *b, Column *c, JsonbValue *v, bool *isnull)
 {
     if (!c->input_ready)
         prepare_input(c, b->call_context);
-    Datum result;
     switch (c->shortcut) {
         case kShortcutBool:
             if (v->type == jbvBool) {
@@ -692,15 +581,6 @@ Datum convert_value(BatchInsert *b, Column *c, JsonbValue *v, bool *isnull)
             }
             break;
         }
-        case kShortcutDate:
-        case kShortcutTimestamp:
-        case kShortcutTimestampTz:
-            if (v->type == jbvString &&
-                iso_datetime(v->val.string.val, v->val.string.len, c->shortcut, &result)) {
-                *isnull = false;
-                return result;
-            }
-            break;
         default:
             break;
     }

@@ -529,21 +529,29 @@ FROM generate_series(1, $BATCH_ROWS) g;
 CREATE TABLE bench_rows (id int PRIMARY KEY, name text, amount numeric, at timestamptz, flag bool);
 CREATE TABLE bench_rows_json AS SELECT jsonb_agg(to_jsonb(s) ORDER BY id) AS j FROM bench_rows_src s;
 CREATE TABLE bench_rows_text AS SELECT j::text AS t FROM bench_rows_json;
+CREATE FUNCTION bench_row_loop() RETURNS void LANGUAGE plpgsql AS \$\$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT * FROM bench_rows_src LOOP
+        INSERT INTO bench_rows VALUES (r.id, r.name, r.amount, r.at, r.flag);
+    END LOOP;
+END \$\$;
 COPY bench_rows_src TO '$work/rows.copy';
-COPY (SELECT format('INSERT INTO bench_rows VALUES (%s, %L, %s, %L, %s);', id, name, amount, at, flag)
+COPY (SELECT format('INSERT INTO bench_rows VALUES (%s, %L, %s, %L, %L);', id, name, amount, at, flag)
       FROM bench_rows_src) TO '$work/rows.sql';
 SQL
 declare -A batch_sql=(
     [copy]="COPY bench_rows FROM '$work/rows.copy'"
     [batch]="SELECT tusk_batch_insert('bench_rows', (SELECT j FROM bench_rows_json))"
     [batch_text]="SELECT tusk_batch_insert('bench_rows', (SELECT t::jsonb FROM bench_rows_text))"
+    [loop]="SELECT bench_row_loop()"
 )
 batch_copy_ratios=""
 batch_row_ratios=""
 declare -A batch_mss=()
 for round in $(seq 1 "$ROUNDS"); do
-    order="copy batch batch_text"
-    [ $((round % 2)) -eq 0 ] && order="batch_text batch copy"
+    order="copy batch batch_text loop"
+    [ $((round % 2)) -eq 0 ] && order="loop batch_text batch copy"
     sql=""
     for name in $order; do
         sql+="TRUNCATE bench_rows; CHECKPOINT;"$'\n'"SELECT '$name', bench_ms(\$q\$${batch_sql[$name]}\$q\$);"$'\n'
@@ -559,7 +567,7 @@ for round in $(seq 1 "$ROUNDS"); do
     ms[rows]=$(awk -v s="$row_start" -v e="$(date +%s.%N)" 'BEGIN {print (e - s) * 1000}')
     steal=$(steal_since_mark)
     ms[rows_rows]=$(run_psql -At -c "SELECT count(*) FROM bench_rows")
-    for name in copy batch batch_text rows; do
+    for name in copy batch batch_text loop rows; do
         [ "${ms[rows_$name]:-0}" = "$BATCH_ROWS" ] && [ -n "${ms[$name]:-}" ] ||
             { tusk_log "batch bench: $name inserted '${ms[rows_$name]:-}' rows"; echo "$report" >&2; exit 1; }
         batch_mss[$name]+="${ms[$name]} "
@@ -569,18 +577,20 @@ for round in $(seq 1 "$ROUNDS"); do
 "
     batch_row_ratios+="$(awk -v r="${ms[rows]}" -v b="${ms[batch]}" 'BEGIN {print r / b}') $steal
 "
-    printf '  round %d: COPY %.0f ms, tusk_batch_insert %.0f ms (from JSON text %.0f ms), row at a time %.0f ms, steal %d%%\n' \
-        "$round" "${ms[copy]}" "${ms[batch]}" "${ms[batch_text]}" "${ms[rows]}" "$steal"
+    printf '  round %d: COPY %.0f ms, tusk_batch_insert %.0f ms (from JSON text %.0f ms), row at a time %.0f ms (PL/pgSQL loop %.0f ms), steal %d%%\n' \
+        "$round" "${ms[copy]}" "${ms[batch]}" "${ms[batch_text]}" "${ms[rows]}" "${ms[loop]}" "$steal"
 done
 echo
 echo "| $BATCH_ROWS rows of 5 columns into a table with a primary key (median over $ROUNDS rounds) | time |"
 echo "|---|---:|"
 awk -v c="$(printf '%s\n' ${batch_mss[copy]} | median)" -v b="$(printf '%s\n' ${batch_mss[batch]} | median)" \
-    -v t="$(printf '%s\n' ${batch_mss[batch_text]} | median)" -v r="$(printf '%s\n' ${batch_mss[rows]} | median)" 'BEGIN {
+    -v t="$(printf '%s\n' ${batch_mss[batch_text]} | median)" -v r="$(printf '%s\n' ${batch_mss[rows]} | median)" \
+    -v l="$(printf '%s\n' ${batch_mss[loop]} | median)" 'BEGIN {
     printf "| `COPY` from a server-side file | %.0f ms |\n", c
     printf "| `tusk_batch_insert`, records as jsonb | %.0f ms |\n", b
     printf "| `tusk_batch_insert`, records as JSON text (parsed first) | %.0f ms |\n", t
     printf "| single-row `INSERT`s from psql, one transaction | %.0f ms |\n", r
+    printf "| single-row `INSERT`s from a PL/pgSQL loop over the source table (no client, no JSON) | %.0f ms |\n", l
 }'
 printf '%s' "$batch_copy_ratios" | ratio_summary "tusk_batch_insert speed / COPY speed" "at least 0.5"
 printf '%s' "$batch_row_ratios" | ratio_summary "tusk_batch_insert speed / row-at-a-time speed" "at least 10"
