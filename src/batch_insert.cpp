@@ -67,6 +67,7 @@ PG_FUNCTION_INFO_V1(tusk_batch_insert);
 #include <cstring>
 
 #include "guard.hpp"
+#include "sql_args.hpp"
 #include "metrics.hpp"
 #include "query_runner.hpp"
 
@@ -254,11 +255,9 @@ int find_column(const BatchInsert *b, const char *key, int len)
 
 void check_arguments(FunctionCallInfo fcinfo)
 {
-    static const char *const names[] = {"target", "records", "batch_size"};
-    for (int i = 0; i < 3; i++)
-        if (PG_ARGISNULL(i))
-            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                            errmsg("%s must not be NULL", names[i])));
+    require_arg(fcinfo, 0, "target");
+    require_arg(fcinfo, 1, "records");
+    require_arg(fcinfo, 2, "batch_size");
     int32 batch_size = PG_GETARG_INT32(2);
     if (batch_size < 1 || batch_size > kMaxBatchSize)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -88,6 +88,7 @@ PG_FUNCTION_INFO_V1(tusk_benchmark);
 #include "core/histogram.hpp"
 #include "core/metric_registry.hpp"
 #include "guard.hpp"
+#include "sql_args.hpp"
 #include "metrics.hpp"
 
 namespace tusk {
@@ -113,12 +114,6 @@ struct Run {
     /* Timed runs so far, for progress messages. */
     double sum, min, max;
 };
-
-void require_arg(FunctionCallInfo fcinfo, int n, const char *what)
-{
-    if (PG_ARGISNULL(n))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", what)));
-}
 
 /*
  * Syntax errors of the raw parse point into `sql`, not into the caller's

@@ -39,6 +39,7 @@ PG_FUNCTION_INFO_V1(tusk_cache_stats_reset);
 #include "core/cache_key.hpp"
 #include "core/ttl.hpp"
 #include "guard.hpp"
+#include "sql_args.hpp"
 #include "l1_cache.hpp"
 #include "l2_cache.hpp"
 #include "l3_cache.hpp"
@@ -50,13 +51,6 @@ PG_FUNCTION_INFO_V1(tusk_cache_stats_reset);
 namespace tusk {
 
 namespace {
-
-void require_arg(FunctionCallInfo fcinfo, int n, const char *name)
-{
-    if (PG_ARGISNULL(n))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                        errmsg("%s must not be NULL", name)));
-}
 
 void require_preloaded()
 {

@@ -31,6 +31,7 @@ PG_FUNCTION_INFO_V1(tusk_metrics_prometheus);
 
 #include "core/histogram.hpp"
 #include "guard.hpp"
+#include "sql_args.hpp"
 #include "metrics.hpp"
 
 namespace tusk {
@@ -39,12 +40,6 @@ namespace {
 
 /* Quantiles shown by the view and exported to Prometheus. */
 constexpr double kQuantiles[] = {0.5, 0.95, 0.99};
-
-void require_arg(FunctionCallInfo fcinfo, int n, const char *name)
-{
-    if (PG_ARGISNULL(n))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", name)));
-}
 
 core::MetricSlot *slot_arg(FunctionCallInfo fcinfo, core::MetricKind kind)
 {

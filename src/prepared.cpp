@@ -59,6 +59,7 @@ PG_FUNCTION_INFO_V1(tusk_prepared_reset);
 #include <xxhash.h>
 
 #include "guard.hpp"
+#include "sql_args.hpp"
 #include "metrics.hpp"
 #include "prepared.hpp"
 #include "query_runner.hpp"
@@ -151,12 +152,6 @@ void enforce_size(int limit)
     while (cached_count > limit) {
         evict(statement_of(dlist_tail_node(&recent)));
     }
-}
-
-void require_arg(FunctionCallInfo fcinfo, int n, const char *name)
-{
-    if (PG_ARGISNULL(n))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", name)));
 }
 
 /* Refuses what PREPARE refuses: utility statements. */

@@ -140,6 +140,31 @@ BEGIN
 END $$;
 
 \echo
+\echo '== tusk_query: one statement from this session''s plan cache; params are typed as the statement needs'
+SELECT tusk_query('SELECT customer, count(*) AS orders, sum(amount) AS revenue FROM orders
+                   WHERE customer = $1 AND placed_at >= $2 GROUP BY customer', '["customer-42", "2026-01-01"]');
+SELECT tusk_query('SELECT customer, count(*) AS orders, sum(amount) AS revenue FROM orders
+                   WHERE customer = $1 AND placed_at >= $2 GROUP BY customer', '["customer-7", "2026-03-01"]');
+SELECT left(sql, 40) || '...' AS sql, param_types, calls FROM tusk_prepared;
+
+\echo
+\echo '== tusk_batch_insert: 10,000 JSON objects into a table, 1,000 rows per INSERT, as the caller, all or nothing'
+CREATE TABLE refunds (id serial PRIMARY KEY, customer text NOT NULL, amount numeric(10,2) NOT NULL,
+                      refunded_at timestamptz NOT NULL DEFAULT now());
+SELECT tusk_batch_insert('refunds', (SELECT jsonb_agg(jsonb_build_object('customer', 'customer-' || g, 'amount', g % 100 + 0.5))
+                                     FROM generate_series(1, 10000) g)) AS inserted;
+\set ON_ERROR_STOP off
+SELECT tusk_batch_insert('refunds', '[{"customer": "a", "amount": 1}, {"customer": "b", "amount": "lots"}]');
+\set ON_ERROR_STOP on
+SELECT count(*) AS refunds FROM refunds;
+
+\echo
+\echo '== tusk_benchmark: a statement run 100 times untimed, then 1,000 times timed; kept as the histogram refund_lookup'
+SELECT name, iterations, round(mean::numeric, 4) AS mean_ms, round(p50::numeric, 4) AS p50, round(p99::numeric, 4) AS p99,
+       round(max::numeric, 4) AS max
+FROM tusk_benchmark('refund_lookup', 'SELECT * FROM refunds WHERE id = 4242', 1000, 100);
+
+\echo
 \echo '== tusk_cache_stats: L1 in shared memory, L2 in Redis, L3 in a table'
 SELECT tier, entries, pg_size_pretty(bytes) AS bytes, pg_size_pretty(capacity_bytes) AS capacity,
        hits, misses, sets, evictions, expirations, errors

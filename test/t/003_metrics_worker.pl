@@ -15,7 +15,7 @@ $node->init;
 $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'tusk'
 tusk.l1_size = '8MB'
-tusk.max_metrics = 24
+tusk.max_metrics = 32
 tusk.metrics_interval = '300ms'
 tusk.database = 'postgres'
 restart_after_crash = on
@@ -174,11 +174,11 @@ $check = `promtool check metrics < $file.bad 2>&1`;
 isnt($?, 0, 'and would refuse a broken text');
 
 # A full registry: a clear error, and the metrics that exist keep working.
-my $free = $node->safe_psql('postgres', q{SELECT 24 - count(*) FROM tusk_metrics});
+my $free = $node->safe_psql('postgres', q{SELECT 32 - count(*) FROM tusk_metrics});
 $node->safe_psql('postgres', qq{SELECT tusk_metric_increment('t_fill_' || g) FROM generate_series(1, $free) g});
 ($rc, $out, $err) = $node->psql('postgres', q{SELECT tusk_metric_increment('t_one_too_many')},
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-like($err, qr/53400: cannot create metric "t_one_too_many": all 24 metric slots are in use/,
+like($err, qr/53400: cannot create metric "t_one_too_many": all 32 metric slots are in use/,
 	'a full registry is an error with SQLSTATE 53400');
 like($err, qr/Raise tusk.max_metrics/, 'with a hint');
 $node->safe_psql('postgres', q{SELECT tusk_metric_increment('t_requests')});
