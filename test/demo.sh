@@ -142,9 +142,9 @@ END $$;
 \echo
 \echo '== tusk_query: one statement from this session''s plan cache; params are typed as the statement needs'
 SELECT tusk_query('SELECT customer, count(*) AS orders, sum(amount) AS revenue FROM orders
-                   WHERE customer = $1 AND placed_at >= $2 GROUP BY customer', '["customer-42", "2026-01-01"]');
+                   WHERE customer = $1 AND placed_at >= $2 GROUP BY customer', '["customer-0042", "2026-01-01"]');
 SELECT tusk_query('SELECT customer, count(*) AS orders, sum(amount) AS revenue FROM orders
-                   WHERE customer = $1 AND placed_at >= $2 GROUP BY customer', '["customer-7", "2026-03-01"]');
+                   WHERE customer = $1 AND placed_at >= $2 GROUP BY customer', '["customer-0007", "2026-03-01"]');
 SELECT left(sql, 40) || '...' AS sql, param_types, calls FROM tusk_prepared;
 
 \echo
@@ -154,7 +154,9 @@ CREATE TABLE refunds (id serial PRIMARY KEY, customer text NOT NULL, amount nume
 SELECT tusk_batch_insert('refunds', (SELECT jsonb_agg(jsonb_build_object('customer', 'customer-' || g, 'amount', g % 100 + 0.5))
                                      FROM generate_series(1, 10000) g)) AS inserted;
 \set ON_ERROR_STOP off
+\set SHOW_CONTEXT errors
 SELECT tusk_batch_insert('refunds', '[{"customer": "a", "amount": 1}, {"customer": "b", "amount": "lots"}]');
+\set SHOW_CONTEXT never
 \set ON_ERROR_STOP on
 SELECT count(*) AS refunds FROM refunds;
 
