@@ -329,6 +329,25 @@ SELECT count(*) AS error_rows FROM tbi_errors;
 SELECT tusk_batch_insert('tbi_errors', '[{"amount": 1.5, "code": "ok", "pos": 3, "mood": "sad", "d": "2024-02-29"}, {}]');
 SELECT * FROM tbi_errors ORDER BY amount NULLS LAST;
 
+-- a JSON null meets the column's domain (its NOT NULL and CHECK), as a NULL in INSERT does
+CREATE DOMAIN tbi_required AS int NOT NULL;
+CREATE DOMAIN tbi_doc AS jsonb CHECK (VALUE IS NULL OR jsonb_typeof(VALUE) <> 'number');
+CREATE TABLE tbi_domains (k int, r tbi_required DEFAULT 0, d tbi_doc);
+SELECT tusk_batch_insert('tbi_domains', '[{"k": 1, "r": 5}, {"k": 2, "r": null}]');
+SELECT tusk_batch_insert('tbi_domains', '[{"k": 3, "d": 7}]');
+-- a domain over jsonb takes any JSON value as it is: a string stays a string
+SELECT tusk_batch_insert('tbi_domains', '[{"k": 4, "d": "null"}, {"k": 5, "d": "[1,2]"}, {"k": 6, "d": null}, {"k": 7, "d": {"a": 1}}]');
+SELECT k, r, d, jsonb_typeof(d) FROM tbi_domains ORDER BY k;
+-- an object with more keys than the table has columns: the first unknown key, before anything is sized for them
+SELECT tusk_batch_insert('tbi_domains', (SELECT jsonb_build_array(jsonb_object_agg('key_' || g, g)) FROM generate_series(1, 100000) g));
+-- statements follow runs of the same keys: a row that refers to a later row of another shape
+-- meets a foreign key that is checked per statement (make it DEFERRABLE to check at commit)
+CREATE TABLE tbi_tree (id int PRIMARY KEY, parent int REFERENCES tbi_tree);
+SELECT tusk_batch_insert('tbi_tree', '[{"id": 2, "parent": 1}, {"id": 1}]');
+SELECT tusk_batch_insert('tbi_tree', '[{"id": 1, "parent": null}, {"id": 2, "parent": 1}]');
+DROP TABLE tbi_tree, tbi_domains;
+DROP DOMAIN tbi_required, tbi_doc;
+
 DROP VIEW tbi_simple_view, tbi_agg_view, tbi_trigger_view;
 DROP TABLE tbi_all, tbi_ints, tbi_time_source, tbi_times, tbi_batches, tbi_source, tbi_copy, tbi_victim, tbi_tx,
     tbi_priv, tbi_rls, tbi_trig, tbi_parted, tbi_wide, tbi_metrics, tbi_errors, tbi_identity, tbi_statements;

@@ -170,6 +170,9 @@ SELECT tusk_query('SELECT $1::int', '[1, 2]');
 SELECT tusk_query('SELECT $1::int');
 SELECT tusk_query('SELECT $1::int', '[{"a": 1}]');
 SELECT tusk_query('SELECT 1 / $1', '[0]');
+CREATE DOMAIN q_required AS int NOT NULL;
+SELECT tusk_query('SELECT $1::q_required AS v', '[null]');
+DROP DOMAIN q_required;
 \set VERBOSITY default
 SELECT tusk_query('CREATE TABLE q_no (a int)');
 SELECT tusk_query('SELECT 1 AS a INTO q_no');

@@ -129,6 +129,7 @@ enum class ContextMode { None, Converting, Executing };
 
 struct BatchInsert {
     /* the target */
+    Oid relid;
     char *relname;       /* for messages */
     char *qualified;     /* quoted schema.table, for SQL */
     char relkind;
@@ -301,6 +302,7 @@ void open_target(BatchInsert *b, Oid relid)
     if (rel == nullptr)
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
                         errmsg("relation with OID %u does not exist", relid)));
+    b->relid = relid;
     b->relkind = rel->rd_rel->relkind;
     b->relname = pstrdup(RelationGetRelationName(rel));
     b->qualified = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
@@ -704,6 +706,16 @@ Plan *plan_for(BatchInsert *b, int ncols, const int *columns, int rows)
     PG_END_TRY();
     if (plan == nullptr)
         ereport(ERROR, (errmsg("tusk: could not prepare the INSERT: %s", SPI_result_code_string(SPI_result))));
+    /*
+     * The statement names the target; the name must still lead to the
+     * relation whose columns were read (a schema renamed meanwhile, by
+     * another session or by a trigger of this INSERT, could move it).
+     */
+    auto *source = static_cast<CachedPlanSource *>(linitial(SPI_plan_get_plan_sources(plan)));
+    if (!list_member_oid(source->relationOids, b->relid))
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("relation \"%s\" was renamed or moved while rows were inserted", b->relname),
+                        errdetail("%s no longer names it.", b->qualified)));
     if (types != nullptr)
         pfree(types);
     victim->plan = plan;
@@ -784,6 +796,20 @@ void read_child(JEntry entry, char *base, uint32 offset, uint32 end, JsonbValue 
 void add_row(BatchInsert *b, JsonbContainer *object, int row)
 {
     int npairs = int(JsonContainerSize(object));
+    if (npairs > b->ncolumns) {
+        /* More keys than columns: one names none. Refuse it before sizing buffers for them all. */
+        char *keys = reinterpret_cast<char *>(&object->children[2 * npairs]);
+        uint32 offset = 0;
+        for (int i = 0; i < npairs; i++) {
+            uint32 end = offset;
+            JBE_ADVANCE_OFFSET(end, object->children[i]);
+            int column = find_column(b, keys + offset, int(end - offset));
+            if (column < 0 || b->columns[column].generated != '\0' ||
+                b->columns[column].identity == ATTRIBUTE_IDENTITY_ALWAYS)
+                refuse_key(b, row, keys + offset, int(end - offset), column);
+            offset = end;
+        }
+    }
     ensure_capacity(b, npairs);
 
     /* An object's children: its keys (sorted), then their values in the same order. */

@@ -14,8 +14,11 @@
  *   - The statement is parsed and analysed once (SPI_prepare_cursor, with
  *     parallel plans allowed, as PL/pgSQL allows them), planned once, at its
  *     first run (a generic plan: it has no parameters), and that plan is
- *     executed every time, as `pgbench -M prepared` does; PostgreSQL's plan
- *     cache replans only when something it depends on changes. With warmup
+ *     executed every time, as `pgbench -M prepared` does. The plan is not
+ *     kept (SPI_keepplan), so PostgreSQL's invalidations do not reach it:
+ *     an index created or a table analysed during a run is not seen until
+ *     the next call (locks keep it from running on a dropped or altered
+ *     relation). With warmup
  *     0, the first timed run therefore includes the planning. Each
  *     execution takes a new snapshot and command id (SPI's non-read-only
  *     mode), so every run sees the writes of the runs before it, like

@@ -109,6 +109,7 @@ void bind_error_context(void *arg)
 void type_input_init(TypeInput *input, Oid type, int32 typmod, MemoryContext context)
 {
     input->type = type;
+    input->base_type = getBaseType(type);
     input->typmod = typmod;
     Oid function;
     getTypeInputInfo(type, &function, &input->ioparam);
@@ -119,14 +120,17 @@ Datum json_to_datum(JsonbValue *value, TypeInput *input, bool *isnull)
 {
     Oid type = input->type;
     int32 typmod = input->typmod;
-    *isnull = value->type == jbvNull;
-    if (*isnull)
-        return (Datum) 0;
+    if (value->type == jbvNull) {
+        /* NULL goes to the input function too: a domain's NOT NULL and CHECK see it. */
+        *isnull = true;
+        return InputFunctionCall(&input->function, nullptr, input->ioparam, input->typmod);
+    }
+    *isnull = false;
 
     char *text;
     if (type == JSONBOID)
         return JsonbPGetDatum(JsonbValueToJsonb(value));
-    if (type == JSONOID) {
+    if (input->base_type == JSONOID || input->base_type == JSONBOID) { /* json, or a domain over either */
         Jsonb *doc = JsonbValueToJsonb(value);
         text = JsonbToCString(nullptr, &doc->root, VARSIZE(doc));
     } else {

@@ -30,6 +30,7 @@ Jsonb *run_query_as_jsonb(const char *query, Jsonb *params);
 /* How to read a value of one SQL type (with a typmod, -1 for none) from text. */
 struct TypeInput {
     Oid type;
+    Oid base_type; /* type, or the type under a domain */
     int32 typmod;
     Oid ioparam;
     FmgrInfo function; /* the type's input function, looked up in `context` */
@@ -41,8 +42,9 @@ void type_input_init(TypeInput *input, Oid type, int32 typmod, MemoryContext con
  * One JSON value as a Datum of input->type (with its typmod), read by
  * the type's own input function from the value's text: a string's
  * characters, a number's digits, true/false, or an array's or object's
- * JSON text. JSON null is SQL NULL. A jsonb column takes an array or object
- * as it is. Raises the input function's error (invalid_text_representation
+ * JSON text. JSON null is SQL NULL (checked by a domain's input function).
+ * json and jsonb (and domains over them) take any JSON value as it is.
+ * Raises the input function's error (invalid_text_representation
  * and friends); callers add the context (which $n, which row and column).
  */
 Datum json_to_datum(JsonbValue *value, TypeInput *input, bool *isnull);
