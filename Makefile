@@ -21,6 +21,7 @@ OBJS = \
 	src/alerts.o \
 	src/traces.o \
 	src/prepared.o \
+	src/row_stream.o \
 	src/batch_insert.o \
 	src/benchmark.o \
 	src/core/l1_store.o \

@@ -234,9 +234,34 @@ SELECT tusk_cached_rows('q_rows', '1 min', 'SELECT id, name FROM q_items WHERE i
 SELECT tusk_cached_rows('q_rows', '1 min', 'SELECT id, name FROM q_items WHERE id <= $1 ORDER BY id', '[2]') LIMIT 1;
 SELECT count(*) AS none FROM tusk_cached_rows('q_empty', '1 min', 'SELECT 1 WHERE false');
 SELECT tusk_cached_rows('q_bad', '1 min', 'DELETE FROM q_items');
+-- a miss streams too: three rows of an endless query, and nothing stored (the value is incomplete)
+SET statement_timeout = '60s';
+SELECT tusk_cached_rows('q_endless', '1 min', 'SELECT generate_series(1, 1000000000000) AS n') LIMIT 3;
+RESET statement_timeout;
+SELECT tusk_cache_get('q_endless') IS NULL AS nothing_stored;
+-- read to the end, the value is stored as tusk_cached stores it, and later calls are hits
+SELECT count(*) FROM tusk_cached_rows('q_many', '1 min', 'SELECT g FROM generate_series(1, 5000) g');
+SELECT jsonb_array_length(tusk_cache_get('q_many')) AS stored_rows,
+       tusk_cache_get('q_many') = tusk_query('SELECT g FROM generate_series(1, 5000) g') AS same_value;
+-- the query stays read-only while its rows are fetched, call after call
+CREATE FUNCTION q_writer(int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    IF $1 > 20 THEN INSERT INTO q_items (id) VALUES (1000 + $1); END IF;
+    RETURN $1;
+END $$;
+SELECT tusk_cached_rows('q_writes_late', '1 min', 'SELECT q_writer(g) AS v FROM generate_series(1, 100) g');
+SELECT count(*) AS no_writes FROM q_items WHERE id > 1000;
+DROP FUNCTION q_writer(int);
+-- under a WITH HOLD cursor a miss is built whole first
+BEGIN;
+DECLARE q_held_cached CURSOR WITH HOLD FOR SELECT tusk_cached_rows('q_held', '1 min', 'SELECT g FROM generate_series(1, 4) g');
+FETCH 1 FROM q_held_cached;
+COMMIT;
+FETCH 3 FROM q_held_cached;
+CLOSE q_held_cached;
 
 DROP TABLE q_items, q_again, q_before;
 DROP SCHEMA q_s1, q_s2 CASCADE;
 REVOKE USAGE ON SCHEMA public FROM regress_tusk_query_nobody;
 DROP ROLE regress_tusk_query_nobody;
-SELECT tusk_cache_delete(k) FROM unnest(ARRAY['q_all', 'q_rows', 'q_empty']) k;
+SELECT tusk_cache_delete(k) FROM unnest(ARRAY['q_all', 'q_rows', 'q_empty', 'q_many', 'q_held']) k;

@@ -46,6 +46,7 @@ PG_FUNCTION_INFO_V1(tusk_cache_stats_reset);
 #include "metrics.hpp"
 #include "pending.hpp"
 #include "query_runner.hpp"
+#include "row_stream.hpp"
 #include "tusk.hpp"
 
 namespace tusk {
@@ -284,25 +285,51 @@ bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Json
     return stored;
 }
 
-/* tusk_cached's value: a hit from the first tier that has it, or the query's rows, stored. */
-struct varlena *cached_value(FunctionCallInfo fcinfo)
+/* One tusk_cached call: its arguments, checked, and what produced the value it asks for. */
+struct CachedCall {
+    CacheKey key;
+    int64 ttl;
+    text *query;
+    Jsonb *params;
+    core::Fingerprint fingerprint;
+};
+
+/* Checks the arguments and looks the value up: a hit, or nullptr (a miss, counted). */
+struct varlena *cached_lookup(FunctionCallInfo fcinfo, CachedCall *call)
 {
     require_preloaded();
     require_arg(fcinfo, 0, "key");
     require_arg(fcinfo, 1, "ttl");
     require_arg(fcinfo, 2, "query");
-    CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
-    int64 ttl = ttl_micros(PG_GETARG_INTERVAL_P(1));
-    text *query = PG_GETARG_TEXT_PP(2);
-    Jsonb *params = PG_ARGISNULL(3) ? nullptr : PG_GETARG_JSONB_P(3);
-
-    core::Fingerprint fingerprint = query_fingerprint(query, params);
-    int64 now = GetCurrentTimestamp();
-    if (struct varlena *hit = cache_lookup(key, &fingerprint, now))
+    call->key = cache_key(PG_GETARG_TEXT_PP(0));
+    call->ttl = ttl_micros(PG_GETARG_INTERVAL_P(1));
+    call->query = PG_GETARG_TEXT_PP(2);
+    call->params = PG_ARGISNULL(3) ? nullptr : PG_GETARG_JSONB_P(3);
+    call->fingerprint = query_fingerprint(call->query, call->params);
+    if (struct varlena *hit = cache_lookup(call->key, &call->fingerprint, GetCurrentTimestamp()))
         return hit;
     builtin_count(Builtin::CacheMisses);
+    return nullptr;
+}
 
-    char *sql = text_to_cstring(query);
+/*
+ * Stores a miss's rows, computed by a query that started reading after
+ * l3_invalidation_epoch() was `epoch`. Under REPEATABLE READ and
+ * SERIALIZABLE the rows come from the snapshot the transaction began with,
+ * which may predate writes (and cache invalidations) committed since: such
+ * rows are returned, never stored.
+ */
+void store_miss(const CachedCall &call, Jsonb *rows, uint64 epoch)
+{
+    if (!IsolationUsesXactSnapshot())
+        cache_store(call.key, call.fingerprint, rows, call.ttl, GetCurrentTimestamp(), epoch, false);
+}
+
+/* A miss: runs the query and stores its rows. */
+Jsonb *run_miss(const CachedCall &call)
+{
+    char *sql = text_to_cstring(call.query);
+    Jsonb *params = call.params;
     uint64 epoch = l3_invalidation_epoch(); /* before the query reads anything */
     int64_t query_start = builtin_timer_start();
     Jsonb *rows = pg_call([sql, params] { return run_query_as_jsonb(sql, params); });
@@ -310,48 +337,128 @@ struct varlena *cached_value(FunctionCallInfo fcinfo)
         builtin_time_since(Builtin::DatabaseQueryTime, query_start);
         builtin_count(Builtin::DatabaseQueryCount);
     }
-    /*
-     * Under REPEATABLE READ and SERIALIZABLE the rows come from the snapshot
-     * the transaction began with, which may predate writes (and cache
-     * invalidations) committed since: such rows are returned, never stored.
-     */
-    if (!IsolationUsesXactSnapshot())
-        cache_store(key, fingerprint, rows, ttl, GetCurrentTimestamp(), epoch, false);
-    return reinterpret_cast<struct varlena *>(rows);
+    store_miss(call, rows, epoch);
+    return rows;
 }
 
-Datum cached(FunctionCallInfo fcinfo) { PG_RETURN_POINTER(cached_value(fcinfo)); }
+Datum cached(FunctionCallInfo fcinfo)
+{
+    CachedCall call;
+    if (struct varlena *hit = cached_lookup(fcinfo, &call))
+        PG_RETURN_POINTER(hit);
+    PG_RETURN_JSONB_P(run_miss(call));
+}
 
-/* tusk_cached_rows' state between calls: the value and the next element to return. */
+/*
+ * tusk_cached_rows' state between calls. A hit (or a value built whole)
+ * hands out the elements of `value`. A miss streams the query's rows from
+ * a cursor and keeps a copy of each, to store the value once the last row
+ * has been read (a caller that stops early stores nothing).
+ */
 struct CachedRows {
     Jsonb *value;
     uint32 count;
     uint32 next;
+
+    RowStream *stream;
+    CachedCall call;
+    uint64 epoch;
+    Jsonb **kept; /* the rows read so far, copied here */
+    uint64 kept_count;
+    uint64 kept_cap;
 };
 
+/* Starts streaming a miss: the query's cursor, opened under the read-only rules. */
+void start_miss_stream(CachedRows *rows, MemoryContext context)
+{
+    rows->stream = row_stream_create(context, "tusk_cached_rows");
+    rows->epoch = l3_invalidation_epoch(); /* before the query reads anything */
+    char *sql = text_to_cstring(rows->call.query);
+    if (SPI_connect() != SPI_OK_CONNECT)
+        ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
+    int64_t start = metrics_clock_ns();
+    Datum *values;
+    char *nulls;
+    SPIPlanPtr plan = prepare_read_only(sql, rows->call.params, "tusk_cached_rows", &values, &nulls);
+    row_stream_open(rows->stream, plan, values, nulls, true);
+    rows->stream->query_ns = metrics_clock_ns() - start;
+    SPI_finish();
+}
+
+/* The miss's rows, all read: one array, as tusk_cached stores it. */
+Jsonb *kept_rows_as_value(CachedRows *rows)
+{
+    JsonbParseState *state = nullptr;
+    pushJsonbValue(&state, WJB_BEGIN_ARRAY, nullptr);
+    for (uint64 i = 0; i < rows->kept_count; i++) {
+        JsonbValue element;
+        element.type = jbvBinary;
+        element.val.binary.data = &rows->kept[i]->root;
+        element.val.binary.len = int(VARSIZE(rows->kept[i]) - VARHDRSZ);
+        pushJsonbValue(&state, WJB_ELEM, &element);
+    }
+    return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_ARRAY, nullptr));
+}
+
 /*
- * tusk_cached, one element of the value per call: a hit is never rebuilt
- * as a set; a miss is the whole value first (it is what the tiers store).
+ * tusk_cached, one element of the value per call. A hit is handed out from
+ * the stored value, never rebuilt as a set; a miss streams from a cursor
+ * (except under a WITH HOLD cursor, which outlives the transaction and
+ * ours with it: then the value is built first).
  */
 Datum cached_rows(FunctionCallInfo fcinfo)
 {
     FuncCallContext *call;
     if (SRF_IS_FIRSTCALL()) {
         call = SRF_FIRSTCALL_INIT();
+        auto *info = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+        if (info == nullptr || !IsA(info, ReturnSetInfo) || !(info->allowedModes & SFRM_ValuePerCall))
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("tusk_cached_rows must be called where a set is accepted")));
         MemoryContext previous = MemoryContextSwitchTo(call->multi_call_memory_ctx);
         auto *rows = static_cast<CachedRows *>(palloc0(sizeof(CachedRows)));
-        rows->value = DatumGetJsonbP(PointerGetDatum(cached_value(fcinfo)));
-        if (JB_ROOT_IS_ARRAY(rows->value) && !JB_ROOT_IS_SCALAR(rows->value))
-            rows->count = JB_ROOT_COUNT(rows->value);
+        struct varlena *hit = cached_lookup(fcinfo, &rows->call);
+        if (hit == nullptr && !caller_is_holdable()) {
+            /* The key is needed again after the last row: keep it here, not in the caller's argument. */
+            rows->call.key.user_key = reinterpret_cast<text *>(PG_DETOAST_DATUM_COPY(PointerGetDatum(rows->call.key.user_key)));
+            start_miss_stream(rows, call->multi_call_memory_ctx);
+            row_stream_watch(rows->stream, info->econtext);
+        } else {
+            rows->value = hit != nullptr ? DatumGetJsonbP(PointerGetDatum(hit)) : run_miss(rows->call);
+            if (JB_ROOT_IS_ARRAY(rows->value) && !JB_ROOT_IS_SCALAR(rows->value))
+                rows->count = JB_ROOT_COUNT(rows->value);
+        }
         MemoryContextSwitchTo(previous);
         call->user_fctx = rows;
     }
     call = SRF_PERCALL_SETUP();
     auto *rows = static_cast<CachedRows *>(call->user_fctx);
-    if (rows->next < rows->count) {
-        JsonbValue *element = getIthJsonbValueFromContainer(&rows->value->root, rows->next++);
-        SRF_RETURN_NEXT(call, JsonbPGetDatum(JsonbValueToJsonb(element)));
+    if (rows->stream == nullptr) {
+        if (rows->next < rows->count) {
+            JsonbValue *element = getIthJsonbValueFromContainer(&rows->value->root, rows->next++);
+            SRF_RETURN_NEXT(call, JsonbPGetDatum(JsonbValueToJsonb(element)));
+        }
+        SRF_RETURN_DONE(call);
     }
+    Datum row;
+    if (row_stream_next(rows->stream, &row)) {
+        MemoryContext previous = MemoryContextSwitchTo(call->multi_call_memory_ctx);
+        if (rows->kept_count == rows->kept_cap) {
+            rows->kept_cap = rows->kept_cap == 0 ? 64 : rows->kept_cap * 2;
+            rows->kept = static_cast<Jsonb **>(rows->kept == nullptr
+                                                   ? palloc(sizeof(Jsonb *) * rows->kept_cap)
+                                                   : repalloc(rows->kept, sizeof(Jsonb *) * rows->kept_cap));
+        }
+        rows->kept[rows->kept_count++] = DatumGetJsonbPCopy(row);
+        MemoryContextSwitchTo(previous);
+        SRF_RETURN_NEXT(call, row);
+    }
+    /* The last row has been read: store the whole value, as tusk_cached would have. */
+    if (builtin_metrics_on()) {
+        builtin_time_since(Builtin::DatabaseQueryTime, metrics_clock_ns() - rows->stream->query_ns);
+        builtin_count(Builtin::DatabaseQueryCount);
+    }
+    store_miss(rows->call, kept_rows_as_value(rows), rows->epoch);
     SRF_RETURN_DONE(call);
 }
 

@@ -36,12 +36,10 @@ extern "C" {
 #include "funcapi.h"
 #include "lib/ilist.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "tcop/pquery.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
@@ -63,6 +61,7 @@ PG_FUNCTION_INFO_V1(tusk_prepared_reset);
 #include "metrics.hpp"
 #include "prepared.hpp"
 #include "query_runner.hpp"
+#include "row_stream.hpp"
 
 namespace tusk {
 
@@ -297,52 +296,6 @@ void bind(PreparedStatement *statement, Jsonb *params, Datum **values, char **nu
     bind_params(params, statement->inputs, given, *values, *nulls);
 }
 
-/*
- * Rows as jsonb objects, rendered by to_jsonb() of the whole row, as
- * tusk_cached renders them. The row type is blessed so that to_jsonb can
- * find its column names.
- */
-struct RowRenderer {
-    TupleDesc desc;
-    FmgrInfo to_jsonb;
-};
-
-void row_renderer_init(RowRenderer *renderer, TupleDesc desc)
-{
-    renderer->desc = BlessTupleDesc(CreateTupleDescCopy(desc));
-    fmgr_info(F_TO_JSONB, &renderer->to_jsonb);
-    /* to_jsonb(anyelement) reads its argument's type from the call expression. */
-    renderer->to_jsonb.fn_expr = reinterpret_cast<Node *>(
-        makeFuncExpr(F_TO_JSONB, JSONBOID, list_make1(makeNullConst(RECORDOID, -1, InvalidOid)), InvalidOid,
-                     InvalidOid, COERCE_EXPLICIT_CALL));
-}
-
-Datum render_row(RowRenderer *renderer, HeapTuple tuple)
-{
-    Datum row = heap_copy_tuple_as_datum(tuple, renderer->desc);
-    return FunctionCall1(&renderer->to_jsonb, row);
-}
-
-/* The rows of tuptable as one jsonb array (`[]` for none), in the current memory context. */
-Jsonb *rows_as_array(SPITupleTable *tuptable, uint64 count)
-{
-    JsonbParseState *state = nullptr;
-    pushJsonbValue(&state, WJB_BEGIN_ARRAY, nullptr);
-    if (tuptable != nullptr && count > 0) {
-        RowRenderer renderer;
-        row_renderer_init(&renderer, tuptable->tupdesc);
-        for (uint64 i = 0; i < count; i++) {
-            Jsonb *row = DatumGetJsonbP(render_row(&renderer, tuptable->vals[i]));
-            JsonbValue element;
-            element.type = jbvBinary;
-            element.val.binary.data = &row->root;
-            element.val.binary.len = int(VARSIZE(row) - VARHDRSZ);
-            pushJsonbValue(&state, WJB_ELEM, &element);
-        }
-    }
-    return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_ARRAY, nullptr));
-}
-
 /* Records one execution of a statement (binding included) in the built-in metrics. */
 void executed(PreparedStatement *statement, int64_t start)
 {
@@ -409,97 +362,6 @@ Datum query(FunctionCallInfo fcinfo)
 }
 
 /*
- * tusk_query_rows' state between calls: a cursor and the rows of its last
- * fetch, or, when there is no cursor, every row (rendered at the first call).
- */
-struct RowStream {
-    char *cursor;        /* the portal's name; nullptr once closed or when there is none */
-    Portal portal;       /* the portal it named when opened */
-    MemoryContext batch; /* the rendered rows of the last fetch */
-    Datum *rows;
-    uint64 count;
-    uint64 next;
-    long fetch_size;     /* grows from a few rows to kFetchMax */
-    bool exhausted;
-    int64 query_ns;      /* time spent executing, for database_query_time */
-    ExprContext *econtext; /* where close_stream_callback is registered, if it is */
-    bool registered;
-};
-
-constexpr long kFetchFirst = 16;
-constexpr long kFetchMax = 1024;
-
-/* The stream's portal, if it is still the one it opened. */
-Portal stream_portal(RowStream *stream)
-{
-    Portal portal = SPI_cursor_find(stream->cursor);
-    return portal == stream->portal ? portal : nullptr;
-}
-
-void close_stream(RowStream *stream)
-{
-    if (stream->cursor == nullptr)
-        return;
-    if (Portal portal = stream_portal(stream))
-        SPI_cursor_close(portal);
-    stream->cursor = nullptr;
-}
-
-/* Closes the cursor when the caller stops reading before the last row. */
-void close_stream_callback(Datum arg)
-{
-    close_stream(reinterpret_cast<RowStream *>(DatumGetPointer(arg)));
-}
-
-/* Renders SPI_tuptable's `count` rows into the stream's batch context. */
-void keep_rows(RowStream *stream, uint64 count)
-{
-    MemoryContext previous = MemoryContextSwitchTo(stream->batch);
-    if (count > 0) {
-        RowRenderer renderer;
-        row_renderer_init(&renderer, SPI_tuptable->tupdesc);
-        stream->rows = static_cast<Datum *>(palloc(sizeof(Datum) * count));
-        for (uint64 i = 0; i < count; i++)
-            stream->rows[i] = render_row(&renderer, SPI_tuptable->vals[i]);
-    }
-    MemoryContextSwitchTo(previous);
-    stream->count = count;
-    stream->next = 0;
-}
-
-/* Fetches and renders the next rows of the stream's cursor. */
-void fetch_rows(RowStream *stream)
-{
-    MemoryContextReset(stream->batch);
-    stream->count = stream->next = 0;
-    if (SPI_connect() != SPI_OK_CONNECT)
-        ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
-    Portal portal = stream_portal(stream);
-    if (portal == nullptr)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_CURSOR_STATE),
-                        errmsg("the cursor of tusk_query_rows is gone"),
-                        errdetail("It was closed, or opened in a subtransaction that was rolled back, while its "
-                                  "rows were being read."),
-                        errhint("Read all rows of tusk_query_rows within the savepoint that started reading them, "
-                                "or use tusk_query.")));
-    int64_t start = metrics_clock_ns();
-    SPI_cursor_fetch(portal, true, stream->fetch_size);
-    stream->query_ns += metrics_clock_ns() - start;
-    uint64 fetched = SPI_processed;
-    if (uint64(stream->fetch_size) > fetched)
-        stream->exhausted = true;
-    stream->fetch_size = stream->fetch_size * 4 > kFetchMax ? kFetchMax : stream->fetch_size * 4;
-    keep_rows(stream, fetched);
-    SPI_finish();
-}
-
-/* Whether the query calling us is read through a WITH HOLD cursor (it outlives the transaction). */
-bool caller_is_holdable()
-{
-    return ActivePortal != nullptr && (ActivePortal->cursorOptions & CURSOR_OPT_HOLD) != 0;
-}
-
-/*
  * Opens the stream once its statement is held (see run_statement): the
  * statement's cursor; or, for a statement that returns no rows (INSERT
  * without RETURNING) or a caller that is a WITH HOLD cursor (whose rows
@@ -515,16 +377,10 @@ void open_stream(RowStream *stream, PreparedStatement *statement, Jsonb *params)
     auto *source = static_cast<CachedPlanSource *>(linitial(SPI_plan_get_plan_sources(statement->plan)));
     if (source->resultDesc == nullptr || caller_is_holdable()) {
         execute(statement, values, nulls);
-        keep_rows(stream, source->resultDesc != nullptr ? SPI_processed : 0);
-        stream->exhausted = true;
+        row_stream_keep(stream, source->resultDesc != nullptr ? SPI_processed : 0);
     } else {
         /* The portal keeps its own reference to the plan: evicting the statement later is safe. */
-        static uint64 cursors_opened = 0;
-        char name[64];
-        snprintf(name, sizeof name, "<tusk_query_rows %llu>", (unsigned long long) ++cursors_opened);
-        Portal portal = SPI_cursor_open(name, statement->plan, values, nulls, false);
-        stream->cursor = MemoryContextStrdup(GetMemoryChunkContext(stream), portal->name);
-        stream->portal = portal;
+        row_stream_open(stream, statement->plan, values, nulls, false);
     }
     stream->query_ns = metrics_clock_ns() - start;
     statement->calls++;
@@ -537,9 +393,7 @@ RowStream *start_stream(FunctionCallInfo fcinfo, MemoryContext context)
     text *sql = PG_GETARG_TEXT_PP(0);
     Jsonb *params = PG_ARGISNULL(1) ? nullptr : PG_GETARG_JSONB_P(1);
 
-    auto *stream = static_cast<RowStream *>(MemoryContextAllocZero(context, sizeof(RowStream)));
-    stream->batch = AllocSetContextCreate(context, "tusk_query_rows batch", ALLOCSET_DEFAULT_SIZES);
-    stream->fetch_size = kFetchFirst;
+    RowStream *stream = row_stream_create(context, "tusk_query_rows");
 
     if (SPI_connect() != SPI_OK_CONNECT)
         ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
@@ -570,21 +424,13 @@ Datum query_rows(FunctionCallInfo fcinfo)
                             errmsg("tusk_query_rows must be called where a set is accepted")));
         RowStream *stream = start_stream(fcinfo, call->multi_call_memory_ctx);
         call->user_fctx = stream;
-        if (stream->cursor != nullptr) {
-            RegisterExprContextCallback(info->econtext, close_stream_callback, PointerGetDatum(stream));
-            stream->econtext = info->econtext;
-            stream->registered = true;
-        }
+        row_stream_watch(stream, info->econtext);
     }
     call = SRF_PERCALL_SETUP();
     auto *stream = static_cast<RowStream *>(call->user_fctx);
-    if (stream->next == stream->count && !stream->exhausted)
-        fetch_rows(stream);
-    if (stream->next < stream->count)
-        SRF_RETURN_NEXT(call, stream->rows[stream->next++]);
-    close_stream(stream);
-    if (stream->registered)
-        UnregisterExprContextCallback(stream->econtext, close_stream_callback, PointerGetDatum(stream));
+    Datum row;
+    if (row_stream_next(stream, &row))
+        SRF_RETURN_NEXT(call, row);
     if (builtin_metrics_on()) {
         /* The time spent executing, as if it had started query_ns ago. */
         builtin_time_since(Builtin::DatabaseQueryTime, metrics_clock_ns() - stream->query_ns);

@@ -231,6 +231,43 @@ void bind_params(Jsonb *params, TypeInput *inputs, int count, Datum *values, cha
     }
 }
 
+void run_read_only(void (*fn)(void *), void *arg)
+{
+    int nest_level = NewGUCNestLevel();
+    (void) set_config_option("transaction_read_only", "on", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                             false);
+    int saved_depth = cached_query_depth;
+    cached_query_depth++;
+    PG_TRY();
+    {
+        fn(arg);
+    }
+    PG_FINALLY();
+    {
+        cached_query_depth = saved_depth;
+    }
+    PG_END_TRY();
+    AtEOXact_GUC(true, nest_level);
+}
+
+SPIPlanPtr prepare_read_only(const char *query, Jsonb *params, const char *function, Datum **values, char **nulls)
+{
+    int given = params_count(params);
+    AnalysedStatement statement = analyse_statement(query, function);
+    check_read_only(statement.source);
+    check_param_count(statement.count, given);
+    *values = static_cast<Datum *>(palloc(sizeof(Datum) * (given + 1)));
+    *nulls = static_cast<char *>(palloc(given + 1));
+    TypeInput *inputs = static_cast<TypeInput *>(palloc(sizeof(TypeInput) * (given + 1)));
+    for (int i = 0; i < given; i++)
+        type_input_init(&inputs[i], statement.types[i], -1, CurrentMemoryContext);
+    bind_params(params, inputs, given, *values, *nulls);
+    SPIPlanPtr plan = SPI_prepare_cursor(query, given, statement.types, CURSOR_OPT_FAST_PLAN);
+    if (plan == nullptr)
+        ereport(ERROR, (errmsg("tusk: could not prepare query: %s", SPI_result_code_string(SPI_result))));
+    return plan;
+}
+
 Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
 {
     MemoryContext caller = CurrentMemoryContext;
@@ -263,22 +300,19 @@ Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
         ereport(ERROR, (errmsg("tusk: could not prepare query: %s",
                                SPI_result_code_string(SPI_result))));
 
-    int nest_level = NewGUCNestLevel();
-    (void) set_config_option("transaction_read_only", "on", PGC_USERSET, PGC_S_SESSION,
-                             GUC_ACTION_SAVE, true, 0, false);
-    int saved_depth = cached_query_depth;
-    int rc = 0;
-    cached_query_depth++;
-    PG_TRY();
-    {
-        rc = SPI_execute_plan(plan, values, nulls, false, 0);
-    }
-    PG_FINALLY();
-    {
-        cached_query_depth = saved_depth;
-    }
-    PG_END_TRY();
-    AtEOXact_GUC(true, nest_level);
+    struct Execution {
+        SPIPlanPtr plan;
+        Datum *values;
+        char *nulls;
+        int rc;
+    } execution{plan, values, nulls, 0};
+    run_read_only(
+        [](void *arg) {
+            auto *e = static_cast<Execution *>(arg);
+            e->rc = SPI_execute_plan(e->plan, e->values, e->nulls, false, 0);
+        },
+        &execution);
+    int rc = execution.rc;
 
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         ereport(ERROR, (errmsg("tusk: unexpected result from query: %s",

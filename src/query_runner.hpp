@@ -9,6 +9,7 @@ extern "C" {
 
 #include "fmgr.h"
 #include "utils/jsonb.h"
+#include "executor/spi.h"
 #include "utils/plancache.h"
 }
 
@@ -73,6 +74,20 @@ AnalysedStatement analyse_statement(const char *query, const char *function);
 
 /* Binds element i of params to values[i]/nulls[i] through inputs[i]; errors name the $n. */
 void bind_params(Jsonb *params, TypeInput *inputs, int count, Datum *values, char *nulls);
+
+/*
+ * Runs fn(arg) under tusk_cached's read-only rules: transaction_read_only
+ * on, and the ExecutorStart hook refusing every statement that is not a
+ * plain SELECT (so functions the query calls cannot write either).
+ */
+void run_read_only(void (*fn)(void *), void *arg);
+
+/*
+ * Inside SPI: query (one reading statement, checked as run_query_as_jsonb
+ * checks it) prepared for a cursor with the types its $n need, and params
+ * bound to *values / *nulls. `function` names the caller in errors.
+ */
+SPIPlanPtr prepare_read_only(const char *query, Jsonb *params, const char *function, Datum **values, char **nulls);
 
 /* Installs the ExecutorStart hook that keeps cached queries read-only (from _PG_init). */
 void query_runner_install_hooks();
