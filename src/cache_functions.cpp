@@ -411,10 +411,7 @@ Datum cached_rows(FunctionCallInfo fcinfo)
     FuncCallContext *call;
     if (SRF_IS_FIRSTCALL()) {
         call = SRF_FIRSTCALL_INIT();
-        auto *info = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-        if (info == nullptr || !IsA(info, ReturnSetInfo) || !(info->allowedModes & SFRM_ValuePerCall))
-            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                            errmsg("tusk_cached_rows must be called where a set is accepted")));
+        ReturnSetInfo *info = value_per_call_info(fcinfo, "tusk_cached_rows");
         MemoryContext previous = MemoryContextSwitchTo(call->multi_call_memory_ctx);
         auto *rows = static_cast<CachedRows *>(palloc0(sizeof(CachedRows)));
         struct varlena *hit = cached_lookup(fcinfo, &rows->call);

@@ -418,10 +418,7 @@ Datum query_rows(FunctionCallInfo fcinfo)
     FuncCallContext *call;
     if (SRF_IS_FIRSTCALL()) {
         call = SRF_FIRSTCALL_INIT();
-        auto *info = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-        if (info == nullptr || !IsA(info, ReturnSetInfo) || !(info->allowedModes & SFRM_ValuePerCall))
-            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                            errmsg("tusk_query_rows must be called where a set is accepted")));
+        ReturnSetInfo *info = value_per_call_info(fcinfo, "tusk_query_rows");
         RowStream *stream = start_stream(fcinfo, call->multi_call_memory_ctx);
         call->user_fctx = stream;
         row_stream_watch(stream, info->econtext);

@@ -219,6 +219,15 @@ bool row_stream_next(RowStream *stream, Datum *row)
     return false;
 }
 
+ReturnSetInfo *value_per_call_info(FunctionCallInfo fcinfo, const char *function)
+{
+    auto *info = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    if (info == nullptr || !IsA(info, ReturnSetInfo) || !(info->allowedModes & SFRM_ValuePerCall))
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("%s must be called where a set is accepted", function)));
+    return info;
+}
+
 bool caller_is_holdable()
 {
     return ActivePortal != nullptr && (ActivePortal->cursorOptions & CURSOR_OPT_HOLD) != 0;

@@ -61,6 +61,9 @@ void row_stream_watch(RowStream *stream, ExprContext *econtext);
 /* The next row (a jsonb Datum, valid until the next call), or false at the end (the cursor closed). */
 bool row_stream_next(RowStream *stream, Datum *row);
 
+/* The set-returning call's ReturnSetInfo; an ERROR unless it takes rows one per call. */
+ReturnSetInfo *value_per_call_info(FunctionCallInfo fcinfo, const char *function);
+
 /* Whether the query calling us is read through a WITH HOLD cursor (it outlives the transaction). */
 bool caller_is_holdable();
 
