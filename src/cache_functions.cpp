@@ -451,10 +451,6 @@ Datum cached_rows(FunctionCallInfo fcinfo)
         SRF_RETURN_NEXT(call, row);
     }
     /* The last row has been read: store the whole value, as tusk_cached would have. */
-    if (builtin_metrics_on()) {
-        builtin_time_since(Builtin::DatabaseQueryTime, metrics_clock_ns() - rows->stream->query_ns);
-        builtin_count(Builtin::DatabaseQueryCount);
-    }
     store_miss(rows->call, kept_rows_as_value(rows), rows->epoch);
     SRF_RETURN_DONE(call);
 }

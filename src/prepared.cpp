@@ -289,11 +289,7 @@ void done_with(PreparedStatement *statement)
 /* Binds params to the statement's $n in the current memory context. */
 void bind(PreparedStatement *statement, Jsonb *params, Datum **values, char **nulls)
 {
-    int given = params_count(params);
-    check_param_count(statement->param_count, given);
-    *values = static_cast<Datum *>(palloc(sizeof(Datum) * (given + 1)));
-    *nulls = static_cast<char *>(palloc(given + 1));
-    bind_params(params, statement->inputs, given, *values, *nulls);
+    bind_params(params, statement->inputs, statement->param_count, values, nulls);
 }
 
 /* Records one execution of a statement (binding included) in the built-in metrics. */
@@ -428,11 +424,6 @@ Datum query_rows(FunctionCallInfo fcinfo)
     Datum row;
     if (row_stream_next(stream, &row))
         SRF_RETURN_NEXT(call, row);
-    if (builtin_metrics_on()) {
-        /* The time spent executing, as if it had started query_ns ago. */
-        builtin_time_since(Builtin::DatabaseQueryTime, metrics_clock_ns() - stream->query_ns);
-        builtin_count(Builtin::DatabaseQueryCount);
-    }
     SRF_RETURN_DONE(call);
 }
 

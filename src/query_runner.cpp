@@ -163,6 +163,9 @@ void query_runner_install_hooks()
     ExecutorStart_hook = refuse_writes_executor_start;
 }
 
+namespace {
+
+/* The number of elements of params (NULL: 0); raises unless it is NULL or a JSON array. */
 int params_count(Jsonb *params)
 {
     if (params == nullptr)
@@ -174,6 +177,7 @@ int params_count(Jsonb *params)
     return int(JB_ROOT_COUNT(params));
 }
 
+/* Raises unless a statement that uses `used` parameters got `given`. */
 void check_param_count(int used, int given)
 {
     if (used != given)
@@ -183,6 +187,8 @@ void check_param_count(int used, int given)
                         used == 1 ? "" : "s", given, given == 1 ? "" : "s"),
                  errhint("params is a JSON array whose element n is bound to $n.")));
 }
+
+}  // namespace
 
 AnalysedStatement analyse_statement(const char *query, const char *function)
 {
@@ -218,8 +224,12 @@ AnalysedStatement analyse_statement(const char *query, const char *function)
     return out;
 }
 
-void bind_params(Jsonb *params, TypeInput *inputs, int count, Datum *values, char *nulls)
+void bind_params(Jsonb *params, TypeInput *inputs, int used, Datum **values_out, char **nulls_out)
 {
+    int count = params_count(params);
+    check_param_count(used, count);
+    Datum *values = static_cast<Datum *>(palloc(sizeof(Datum) * (count + 1)));
+    char *nulls = static_cast<char *>(palloc(count + 1));
     for (int i = 0; i < count; i++) {
         BindContext bind{i + 1};
         ErrorContextCallback callback{error_context_stack, bind_error_context, &bind};
@@ -229,7 +239,31 @@ void bind_params(Jsonb *params, TypeInput *inputs, int count, Datum *values, cha
         nulls[i] = isnull ? 'n' : ' ';
         error_context_stack = callback.previous;
     }
+    *values_out = values;
+    *nulls_out = nulls;
 }
+
+namespace {
+
+/*
+ * Pass 1 of a reading query (tusk_cached's rules): analysed, checked, its
+ * params bound to the types its $n need. params' shape is checked before
+ * the query is parsed.
+ */
+AnalysedStatement analyse_reading_query(const char *query, Jsonb *params, const char *function, Datum **values,
+                                        char **nulls)
+{
+    params_count(params); /* its shape is reported before the query's errors */
+    AnalysedStatement statement = analyse_statement(query, function);
+    check_read_only(statement.source);
+    TypeInput *inputs = static_cast<TypeInput *>(palloc(sizeof(TypeInput) * (statement.count + 1)));
+    for (int i = 0; i < statement.count; i++)
+        type_input_init(&inputs[i], statement.types[i], -1, CurrentMemoryContext);
+    bind_params(params, inputs, statement.count, values, nulls);
+    return statement;
+}
+
+}  // namespace
 
 void run_read_only(void (*fn)(void *), void *arg)
 {
@@ -252,17 +286,8 @@ void run_read_only(void (*fn)(void *), void *arg)
 
 SPIPlanPtr prepare_read_only(const char *query, Jsonb *params, const char *function, Datum **values, char **nulls)
 {
-    int given = params_count(params);
-    AnalysedStatement statement = analyse_statement(query, function);
-    check_read_only(statement.source);
-    check_param_count(statement.count, given);
-    *values = static_cast<Datum *>(palloc(sizeof(Datum) * (given + 1)));
-    *nulls = static_cast<char *>(palloc(given + 1));
-    TypeInput *inputs = static_cast<TypeInput *>(palloc(sizeof(TypeInput) * (given + 1)));
-    for (int i = 0; i < given; i++)
-        type_input_init(&inputs[i], statement.types[i], -1, CurrentMemoryContext);
-    bind_params(params, inputs, given, *values, *nulls);
-    SPIPlanPtr plan = SPI_prepare_cursor(query, given, statement.types, CURSOR_OPT_FAST_PLAN);
+    AnalysedStatement statement = analyse_reading_query(query, params, function, values, nulls);
+    SPIPlanPtr plan = SPI_prepare_cursor(query, statement.count, statement.types, CURSOR_OPT_FAST_PLAN);
     if (plan == nullptr)
         ereport(ERROR, (errmsg("tusk: could not prepare query: %s", SPI_result_code_string(SPI_result))));
     return plan;
@@ -271,31 +296,22 @@ SPIPlanPtr prepare_read_only(const char *query, Jsonb *params, const char *funct
 Jsonb *run_query_as_jsonb(const char *query, Jsonb *params)
 {
     MemoryContext caller = CurrentMemoryContext;
-    int given = params_count(params);
 
     if (SPI_connect() != SPI_OK_CONNECT)
         ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
 
-    /* Pass 1: analyse the user's text alone. */
-    AnalysedStatement statement = analyse_statement(query, "tusk_cached");
-    check_read_only(statement.source);
-    check_param_count(statement.count, given);
+    /* Pass 1: analyse the user's text alone, bind params to the types it needs. */
+    Datum *values;
+    char *nulls;
+    AnalysedStatement statement = analyse_reading_query(query, params, "tusk_cached", &values, &nulls);
     char *wrapped = psprintf(
         "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(tusk_row.*)), "
         "'[]'::pg_catalog.jsonb) FROM (\n%.*s\n) AS tusk_row",
         statement.length, statement.text);
 
-    /* Pass 2: bind, prepare the wrapped query with the inferred types, run it. */
-    Oid *types = statement.types;
-    Datum *values = given > 0 ? static_cast<Datum *>(palloc(sizeof(Datum) * given)) : nullptr;
-    char *nulls = given > 0 ? static_cast<char *>(palloc(given + 1)) : nullptr;
-    TypeInput *inputs = given > 0 ? static_cast<TypeInput *>(palloc(sizeof(TypeInput) * given)) : nullptr;
-    for (int i = 0; i < given; i++)
-        type_input_init(&inputs[i], types[i], -1, CurrentMemoryContext);
-    bind_params(params, inputs, given, values, nulls);
-
+    /* Pass 2: prepare the wrapped query with the inferred types, run it. */
     /* Parallel plans are allowed, as PL/pgSQL allows them: a miss costs what the query costs. */
-    SPIPlanPtr plan = SPI_prepare_cursor(wrapped, given, types, CURSOR_OPT_PARALLEL_OK);
+    SPIPlanPtr plan = SPI_prepare_cursor(wrapped, statement.count, statement.types, CURSOR_OPT_PARALLEL_OK);
     if (plan == nullptr)
         ereport(ERROR, (errmsg("tusk: could not prepare query: %s",
                                SPI_result_code_string(SPI_result))));

@@ -50,12 +50,6 @@ void type_input_init(TypeInput *input, Oid type, int32 typmod, MemoryContext con
  */
 Datum json_to_datum(JsonbValue *value, TypeInput *input, bool *isnull);
 
-/* The number of elements of params (NULL: 0); raises unless it is NULL or a JSON array. */
-int params_count(Jsonb *params);
-
-/* Raises unless a statement that uses `used` parameters got `given`. */
-void check_param_count(int used, int given);
-
 /* One statement, analysed as PREPARE without parameter types does. */
 struct AnalysedStatement {
     CachedPlanSource *source; /* in the current SPI connection */
@@ -72,8 +66,12 @@ struct AnalysedStatement {
  */
 AnalysedStatement analyse_statement(const char *query, const char *function);
 
-/* Binds element i of params to values[i]/nulls[i] through inputs[i]; errors name the $n. */
-void bind_params(Jsonb *params, TypeInput *inputs, int count, Datum *values, char *nulls);
+/*
+ * Binds params (NULL or a JSON array of exactly `used` elements, else an
+ * ERROR) to *values / *nulls (palloc'd), element i through inputs[i];
+ * errors name the $n.
+ */
+void bind_params(Jsonb *params, TypeInput *inputs, int used, Datum **values, char **nulls);
 
 /*
  * Runs fn(arg) under tusk_cached's read-only rules: transaction_read_only

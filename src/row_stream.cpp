@@ -216,6 +216,14 @@ bool row_stream_next(RowStream *stream, Datum *row)
         UnregisterExprContextCallback(stream->econtext, close_stream_callback, PointerGetDatum(stream));
         stream->registered = false;
     }
+    if (!stream->finished) {
+        stream->finished = true;
+        if (builtin_metrics_on()) {
+            /* The time spent executing, as if it had started query_ns ago. */
+            builtin_time_since(Builtin::DatabaseQueryTime, metrics_clock_ns() - stream->query_ns);
+            builtin_count(Builtin::DatabaseQueryCount);
+        }
+    }
     return false;
 }
 

@@ -40,6 +40,7 @@ struct RowStream {
     int64 query_ns;        /* time spent executing, for database_query_time */
     ExprContext *econtext; /* where the closing callback is registered, if it is */
     bool registered;
+    bool finished;         /* the last row was read (and the statement recorded in the metrics) */
 };
 
 /* A stream, in context, for the SQL function `function` (a string that outlives it). */
@@ -58,7 +59,11 @@ void row_stream_keep(RowStream *stream, uint64 count);
 /* Closes the cursor when the set-returning function's caller stops before the last row. */
 void row_stream_watch(RowStream *stream, ExprContext *econtext);
 
-/* The next row (a jsonb Datum, valid until the next call), or false at the end (the cursor closed). */
+/*
+ * The next row (a jsonb Datum, valid until the next call), or false at the
+ * end: the cursor is closed and the statement recorded in
+ * database_query_time (query_ns) and database_query_count.
+ */
 bool row_stream_next(RowStream *stream, Datum *row);
 
 /* The set-returning call's ReturnSetInfo; an ERROR unless it takes rows one per call. */
