@@ -280,6 +280,13 @@ uint32_t L1Store::partition_of(uint64_t hash) const
     return uint32_t((hash >> 40) % partitions_);
 }
 
+void L1Store::count_stale_hit(uint64_t hash)
+{
+    Partition *p = partition(partition_of(hash));
+    __atomic_fetch_sub(&p->hits, 1, __ATOMIC_RELAXED);
+    bump(p->misses);
+}
+
 size_t L1Store::max_entry_bytes() const
 {
     return size_t(partition(0)->block_count) * kBlockSize;

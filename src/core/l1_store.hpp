@@ -144,6 +144,9 @@ class L1Store {
     void stats(L1Stats &out) const;
     void reset_counters();
 
+    /* A hit the caller refused (its value went stale): counted as a miss instead. No lock needed. */
+    void count_stale_hit(uint64_t hash);
+
   private:
     struct Partition;
     struct Slot;
