@@ -5,7 +5,7 @@
 #   make bench            throughput and speedup figures, printed as ratios
 
 EXTENSION = tusk
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 MODULE_big = tusk
 OBJS = \
 	src/tusk.o \
@@ -13,6 +13,9 @@ OBJS = \
 	src/l2_cache.o \
 	src/l3_cache.o \
 	src/pending.o \
+	src/invalidation.o \
+	src/single_flight.o \
+	src/fingerprint.o \
 	src/query_runner.o \
 	src/cache_functions.o \
 	src/metrics.o \
@@ -26,6 +29,7 @@ OBJS = \
 	src/benchmark.o \
 	src/core/l1_store.o \
 	src/core/ttl.o \
+	src/core/dependency_clock.o \
 	src/core/cache_key.o \
 	src/core/circuit_breaker.o \
 	src/core/l2_format.o \
@@ -33,9 +37,9 @@ OBJS = \
 	src/core/histogram.o \
 	src/core/metric_registry.o \
 	src/core/redis_client.o
-DATA = sql/tusk--$(EXTVERSION).sql
+DATA = sql/tusk--$(EXTVERSION).sql sql/tusk--0.1.0.sql sql/tusk--0.1.0--0.2.0.sql
 
-REGRESS = tusk_setup tusk_cached tusk_errors tusk_transactions tusk_privileges tusk_large tusk_l3 tusk_metrics tusk_traces tusk_query tusk_batch_insert tusk_benchmark
+REGRESS = tusk_setup tusk_cached tusk_invalidation tusk_errors tusk_transactions tusk_privileges tusk_large tusk_l3 tusk_metrics tusk_traces tusk_query tusk_batch_insert tusk_benchmark
 # Run by make test only, which points the instance at its throwaway Redis.
 REGRESS_REDIS = tusk_l2
 REGRESS_OPTS = --temp-instance=regress_instance --temp-config=test/regress.conf
@@ -68,6 +72,6 @@ demo:
 	@bash test/demo.sh
 
 bench:
-	@bash test/bench.sh
+	@bash test/bench.sh && bash test/bench_invalidation.sh
 
 .PHONY: test demo bench

@@ -61,7 +61,8 @@ SELECT tusk_cache_invalidate('') AS other_role_invalidated;
 RESET ROLE;
 SELECT tusk_cache_get('wide') -> 0 ->> 'v' = repeat('v', 2000) AS own_value_intact;
 
--- a writing transaction publishes to L2 at commit, never after a rollback
+-- a writing transaction publishes to L2 at commit, never after a rollback (a value that read
+-- what the transaction wrote is retired by that commit; one that did not is served after it)
 CREATE TABLE l2_items (id int);
 BEGIN;
 INSERT INTO l2_items SELECT generate_series(1, 300);
@@ -71,8 +72,11 @@ SELECT tusk_cache_get('txn') IS NULL AS nothing_after_rollback;
 BEGIN;
 INSERT INTO l2_items SELECT generate_series(1, 300);
 SELECT length(tusk_cached('txn', '5 min', 'SELECT string_agg(id::text, '','') AS ids FROM l2_items')::text) > 1000 AS wide_result;
+SELECT length(tusk_cached('txn other', '5 min', 'SELECT string_agg(g::text, '','') AS ids FROM generate_series(1, 300) g')::text) > 1000 AS wide_result;
 COMMIT;
-SELECT length(tusk_cache_get('txn')::text) > 1000 AS in_l2_after_commit;
+SELECT tusk_cache_get('txn') IS NULL AS retired_by_its_commit;
+SELECT length(tusk_cache_get('txn other')::text) > 1000 AS in_l2_after_commit;
+SELECT tusk_cache_delete('txn other');
 
 -- delete, invalidate and flush reach L2
 SELECT tusk_cache_delete('txn') AS deleted, tusk_cache_get('txn') IS NULL AS gone;

@@ -229,7 +229,7 @@ SELECT tusk_query_rows('VACUUM');
 
 -- tusk_cached_rows: tusk_cached, one row at a time
 SELECT tusk_cached_rows('q_rows', '1 min', 'SELECT id, name FROM q_items WHERE id <= $1 ORDER BY id', '[2]');
-UPDATE q_items SET name = 'changed' WHERE id = 1;
+UPDATE q_items SET name = 'changed' WHERE id = 1;  -- retires the entry: the rows are read again
 SELECT tusk_cached_rows('q_rows', '1 min', 'SELECT id, name FROM q_items WHERE id <= $1 ORDER BY id', '[2]');
 SELECT tusk_cached_rows('q_rows', '1 min', 'SELECT id, name FROM q_items WHERE id <= $1 ORDER BY id', '[2]') LIMIT 1;
 SELECT count(*) AS none FROM tusk_cached_rows('q_empty', '1 min', 'SELECT 1 WHERE false');

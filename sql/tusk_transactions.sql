@@ -21,7 +21,8 @@ BEGIN;
 DELETE FROM items WHERE id > 5;
 SELECT tusk_cached('count', '5 min', 'SELECT count(*) AS n FROM items');
 COMMIT;
--- commit: the transaction's result entered the shared cache
+-- commit: the transaction's result entered the shared cache, and its own commit retired it at once
+-- (it read the table the transaction wrote: nothing can show it is still current)
 SELECT tusk_cache_get('count');
 
 -- a read-only transaction writes the shared cache at once
@@ -43,6 +44,7 @@ SAVEPOINT s2;
 SELECT tusk_cache_set('kept', '"from s2"', '5 min');
 RELEASE SAVEPOINT s2;
 COMMIT;
+-- (sub read the table the transaction wrote: retired by its commit; kept depends on nothing)
 SELECT tusk_cache_get('sub') AS sub_after_commit, tusk_cache_get('kept') AS kept_after_commit;
 
 -- tusk_cache_set in a writing transaction is deferred the same way

@@ -22,6 +22,11 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/syscache.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
 
 PG_FUNCTION_INFO_V1(tusk_cached);
 PG_FUNCTION_INFO_V1(tusk_cached_rows);
@@ -32,11 +37,17 @@ PG_FUNCTION_INFO_V1(tusk_cache_invalidate);
 PG_FUNCTION_INFO_V1(tusk_cache_flush);
 PG_FUNCTION_INFO_V1(tusk_cache_stats);
 PG_FUNCTION_INFO_V1(tusk_cache_stats_reset);
+PG_FUNCTION_INFO_V1(tusk_cache_invalidate_relation);
+PG_FUNCTION_INFO_V1(tusk_cache_entry);
 }
 
 #include <algorithm>
 
 #include "core/cache_key.hpp"
+#include "core/dependency_clock.hpp"
+#include "fingerprint.hpp"
+#include "invalidation.hpp"
+#include "single_flight.hpp"
 #include "core/ttl.hpp"
 #include "guard.hpp"
 #include "sql_args.hpp"
@@ -94,9 +105,8 @@ int64 ttl_micros(Interval *ttl)
 }
 
 /*
- * What produced a value: the query text, its params, the search_path its
- * names were resolved in, and the settings that change how values are read
- * and rendered (TimeZone, DateStyle, IntervalStyle).
+ * What produced a value: the query text, its params, and the session
+ * settings that can change its rows or their rendering (fingerprint.hpp).
  */
 core::Fingerprint query_fingerprint(text *query, Jsonb *params)
 {
@@ -106,12 +116,7 @@ core::Fingerprint query_fingerprint(text *query, Jsonb *params)
         builder.add(VARDATA_ANY(params), VARSIZE_ANY_EXHDR(params));
     else
         builder.add_null();
-    const char *path = namespace_search_path != nullptr ? namespace_search_path : "";
-    builder.add(path, strlen(path));
-    const char *zone = session_timezone != nullptr ? pg_get_timezone_name(session_timezone) : "";
-    builder.add(zone, strlen(zone));
-    const int styles[3] = {DateStyle, DateOrder, IntervalStyle};
-    builder.add(styles, sizeof styles);
+    add_session_settings(builder);
     return builder.finish();
 }
 
@@ -127,22 +132,47 @@ CacheKey cache_key(text *user_key)
     return CacheKey{user_key, encode_user_key(user_key)};
 }
 
+/* A value and its validity record (invalidation.hpp), as every tier keeps them. */
+struct Validity {
+    const uint8_t *bytes;
+    size_t length;
+};
+
+/*
+ * Stores an encoded value in L2, unless a delete, invalidate or flush
+ * has begun since `epoch` was read; checked again after the SET, which
+ * is taken back if one began meanwhile (its removal may have run first).
+ */
+bool l2_store_checked(const char *key, const char *encoded, size_t length, int64 ttl, uint64 epoch)
+{
+    if (explicit_epoch() != epoch)
+        return false;
+    bool stored = l2_put_encoded(key, encoded, length, ttl);
+    if (stored && explicit_epoch() != epoch) {
+        l2_delete(key);
+        return false;
+    }
+    return stored;
+}
+
 /*
  * Copies a lower tier's hit into the tiers above it (L1; and L2 when the
- * hit came from L3) with its remaining TTL.
+ * hit came from L3) with its remaining TTL and its validity, unless a
+ * delete, invalidate or flush began since `epoch` (read before the lower
+ * tier was).
  */
-void copy_up(const CacheKey &key, const core::Fingerprint &fingerprint, Jsonb *value,
-             int64 expires_at, int64 now, bool to_l2)
+void copy_up(const CacheKey &key, const core::Fingerprint &fingerprint, Jsonb *value, Validity validity,
+             int64 expires_at, int64 now, bool to_l2, uint64 epoch)
 {
     if (expires_at <= now)
         return;
     auto *raw = reinterpret_cast<struct varlena *>(value);
-    if (l1_accepts(key.l1.length, VARSIZE_ANY(raw)))
-        l1_put(key.l1, fingerprint, raw, expires_at, now);
+    if (l1_accepts(key.l1.length, VARSIZE_ANY(raw) + validity.length))
+        l1_put(key.l1, fingerprint, raw, validity.bytes, validity.length, expires_at, now, &epoch);
     if (to_l2 && l2_enabled()) {
         size_t length = 0;
-        char *encoded = l2_encode(fingerprint, value, &length);
-        l2_put_encoded(key.l2_name(), encoded, length, core::remaining_ttl(expires_at, now));
+        char *encoded = l2_encode(fingerprint, validity.bytes, validity.length, value, &length);
+        l2_store_checked(key.l2_name(), encoded, length, core::remaining_ttl(expires_at, now), epoch);
     }
 }
 
@@ -193,40 +223,55 @@ void tier_looked_up(int64_t start, Builtin time, Builtin hits, bool hit)
         builtin_count(hits);
 }
 
+/* A tier's hit (current: the tiers judge that) is served; inside another fill, that fill depends on it too. */
+void serve(Validity validity)
+{
+    fill_note_value(validity.bytes, validity.length);
+}
+
 /*
- * Looks key up in the shared tiers: L1, then L2, then L3. A lower tier's
- * hit is copied up, unless a delete, invalidate or flush ran meanwhile
- * (the hit may be what it removed) or, from L3, some transaction is
- * deleting or replacing the row: the hit is served, not spread.
+ * Looks key up in the shared tiers: L1, then L2, then L3. A stale entry (a
+ * relation it read has changed since) is a miss in every tier. A lower tier's hit is copied up, unless a delete, invalidate or
+ * flush ran meanwhile (the hit may be what it removed) or, from L3, some
+ * transaction is deleting or replacing the row: the hit is served, not
+ * spread.
  */
 struct varlena *shared_lookup(const CacheKey &key, const core::Fingerprint *want, int64 now)
 {
     int64_t start = builtin_timer_start();
-    struct varlena *l1_hit = l1_get(key.l1, want, now, nullptr);
+    Validity validity{nullptr, 0};
+    struct varlena *l1_hit = l1_get(key.l1, want, now, nullptr, &validity.bytes, &validity.length);
+    if (l1_hit != nullptr)
+        serve(validity);
     tier_looked_up(start, Builtin::CacheL1Time, Builtin::CacheL1Hits, l1_hit != nullptr);
     if (l1_hit != nullptr)
         return l1_hit;
-    uint64 epoch = l3_invalidation_epoch();
+    uint64 epoch = explicit_epoch(); /* before any lower tier is read */
     int64 expires_at;
     core::Fingerprint found;
+    uint8_t *stored_validity = nullptr;
+    size_t stored_length = 0;
     if (l2_enabled()) {
         start = builtin_timer_start();
-        Jsonb *hit = l2_get(key.l2_name(), want, now, &expires_at, &found);
+        Jsonb *hit = l2_get(key.l2_name(), want, now, &expires_at, &found, &stored_validity, &stored_length);
+        if (hit != nullptr)
+            serve(Validity{stored_validity, stored_length});
         tier_looked_up(start, Builtin::CacheL2Time, Builtin::CacheL2Hits, hit != nullptr);
         if (hit != nullptr) {
-            if (l3_invalidation_epoch() == epoch)
-                copy_up(key, found, hit, expires_at, now, false);
+            copy_up(key, found, hit, Validity{stored_validity, stored_length}, expires_at, now, false, epoch);
             return reinterpret_cast<struct varlena *>(hit);
         }
     }
     bool settled = false;
     start = builtin_timer_start();
-    Jsonb *hit = l3_get(key.l1, want, now, &expires_at, &found, &settled);
+    Jsonb *hit = l3_get(key.l1, want, now, &expires_at, &found, &settled, &stored_validity, &stored_length);
+    if (hit != nullptr)
+        serve(Validity{stored_validity, stored_length});
     if (l3_enabled())
         tier_looked_up(start, Builtin::CacheL3Time, Builtin::CacheL3Hits, hit != nullptr);
     if (hit != nullptr) {
-        if (settled && l3_invalidation_epoch() == epoch)
-            copy_up(key, found, hit, expires_at, now, true);
+        if (settled)
+            copy_up(key, found, hit, Validity{stored_validity, stored_length}, expires_at, now, true, epoch);
         return reinterpret_cast<struct varlena *>(hit);
     }
     return nullptr;
@@ -244,18 +289,29 @@ struct varlena *cache_lookup(const CacheKey &key, const core::Fingerprint *want,
     return shared_lookup(key, want, now);
 }
 
+/* How a value came about: what a store needs besides the value. */
+struct Provenance {
+    Validity validity;    /* nullptr bytes: it must not be shared (it read a temporary table) */
+    uint64 epoch;         /* explicit_epoch() before it was computed */
+    bool own_writes;      /* computed by a transaction that had written: it may contain them */
+    WriteMark computed_at; /* the transaction's write mark before it was computed */
+    bool explicit_value;  /* from tusk_cache_set */
+};
+
 /*
- * Stores in L1 and L2 now and in L3 at commit, or in every tier at commit
- * when this transaction has written data. True when at least one tier keeps
- * (or will keep) the value. epoch is l3_invalidation_epoch() from before
- * the value was computed; explicit_value: it came from tusk_cache_set.
+ * Stores a value. A value set by hand, or computed by a transaction that
+ * had written, waits for the commit (pending.hpp: a rollback drops it);
+ * a reading transaction's fill goes to L1 and L2 at once and to L3 at its
+ * commit. True when at least one tier keeps (or will keep) the value.
  */
-bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Jsonb *value,
-                 int64 ttl, int64 now, uint64 epoch, bool explicit_value)
+bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Jsonb *value, int64 ttl, int64 now,
+                 const Provenance &from)
 {
+    if (from.validity.bytes == nullptr)
+        return false;
     int64 expires_at = core::expiry_time(now, ttl);
     auto *raw = reinterpret_cast<struct varlena *>(value);
-    bool l1_keeps = l1_accepts(key.l1.length, VARSIZE_ANY(raw));
+    bool l1_keeps = l1_accepts(key.l1.length, VARSIZE_ANY(raw) + from.validity.length);
     bool l2_on = l2_enabled();
     bool l3_on = l3_writable();
     if (!l1_keeps) {
@@ -267,19 +323,22 @@ bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Json
     }
     char *l2_key = l2_on ? key.l2_name() : nullptr;
     size_t l2_length = 0;
-    char *l2_value = l2_on ? l2_encode(fingerprint, value, &l2_length) : nullptr;
-    if (transaction_has_written()) {
+    char *l2_value = l2_on ? l2_encode(fingerprint, from.validity.bytes, from.validity.length, value, &l2_length)
+                           : nullptr;
+    if (from.own_writes || from.explicit_value) {
         /* Written to L3 when the transaction commits, then to L1 and L2. */
-        pending_put(key.l1, fingerprint, raw, expires_at, epoch, explicit_value, l2_key, l2_value,
-                    l2_length);
+        pending_put(key.l1, fingerprint, raw, from.validity.bytes, from.validity.length, expires_at, from.epoch,
+                    from.explicit_value, from.computed_at, l2_key, l2_value, l2_length);
         return true;
     }
-    bool stored = l1_keeps && l1_put(key.l1, fingerprint, raw, expires_at, now);
-    if (l2_on && l2_put_encoded(l2_key, l2_value, l2_length, ttl))
+    bool stored = l1_keeps && l1_put(key.l1, fingerprint, raw, from.validity.bytes, from.validity.length,
+                                     expires_at, now, &from.epoch);
+    if (l2_on && l2_store_checked(l2_key, l2_value, l2_length, ttl, from.epoch))
         stored = true;
     if (l3_on) {
         /* Written to L3 when this transaction commits, in one batch with its other fills. */
-        pending_put_l3(key.l1, fingerprint, raw, expires_at, epoch, explicit_value);
+        pending_put_l3(key.l1, fingerprint, raw, from.validity.bytes, from.validity.length, expires_at,
+                       from.epoch, false);
         stored = true;
     }
     return stored;
@@ -312,33 +371,79 @@ struct varlena *cached_lookup(FunctionCallInfo fcinfo, CachedCall *call)
     return nullptr;
 }
 
-/*
- * Stores a miss's rows, computed by a query that started reading after
- * l3_invalidation_epoch() was `epoch`. Under REPEATABLE READ and
- * SERIALIZABLE the rows come from the snapshot the transaction began with,
- * which may predate writes (and cache invalidations) committed since: such
- * rows are returned, never stored.
- */
-void store_miss(const CachedCall &call, Jsonb *rows, uint64 epoch)
+/* What a miss knows before its query runs (the recorder samples the clock: before the snapshot). */
+struct MissStart {
+    FillRecorder recorder;
+    uint64 epoch;
+    bool own_writes;
+    WriteMark computed_at;
+};
+
+void miss_begin(MissStart *start)
 {
-    if (!IsolationUsesXactSnapshot())
-        cache_store(call.key, call.fingerprint, rows, call.ttl, GetCurrentTimestamp(), epoch, false);
+    start->epoch = explicit_epoch();
+    start->own_writes = transaction_has_written();
+    start->computed_at = current_write_mark();
+    fill_begin(&start->recorder);
 }
 
-/* A miss: runs the query and stores its rows. */
-Jsonb *run_miss(const CachedCall &call)
+/*
+ * Stores a miss's rows. Under REPEATABLE READ and SERIALIZABLE the rows
+ * come from the snapshot the transaction began with, which may predate
+ * the fill clock and writes committed since: such rows are returned, never
+ * stored.
+ */
+void store_miss(const CachedCall &call, Jsonb *rows, const MissStart &start)
 {
+    if (IsolationUsesXactSnapshot())
+        return;
+    Provenance from;
+    size_t length = 0;
+    from.validity.bytes = fill_validity(&start.recorder, &length);
+    from.validity.length = length;
+    from.epoch = start.epoch;
+    from.own_writes = start.own_writes;
+    from.computed_at = start.computed_at;
+    from.explicit_value = false;
+    cache_store(call.key, call.fingerprint, rows, call.ttl, GetCurrentTimestamp(), from);
+}
+
+/* Whether concurrent misses of this call may share one execution (only values that are shared). */
+bool shares_fills() { return !transaction_has_written() && !IsolationUsesXactSnapshot(); }
+
+/* A miss: runs the query (once per concurrent miss of the entry) and stores its rows. */
+struct varlena *run_miss(const CachedCall &call)
+{
+    FlightTicket ticket;
+    if (shares_fills()) {
+        FlightRole role = flight_join(call.key.l1.hash, call.fingerprint, &ticket);
+        /* A waiter looks again, for the filler's value. */
+        if (role == FlightRole::Waited) {
+            if (struct varlena *hit = shared_lookup(call.key, &call.fingerprint, GetCurrentTimestamp()))
+                return hit;
+        }
+        /* The filler stored nothing we may serve (failed, too large, invalidated): run it here. */
+    }
     char *sql = text_to_cstring(call.query);
     Jsonb *params = call.params;
-    uint64 epoch = l3_invalidation_epoch(); /* before the query reads anything */
+    MissStart start;
+    miss_begin(&start);
     int64_t query_start = builtin_timer_start();
-    Jsonb *rows = pg_call([sql, params] { return run_query_as_jsonb(sql, params); });
+    Jsonb *rows;
+    try {
+        rows = pg_call([sql, params] { return run_query_as_jsonb(sql, params); });
+    } catch (...) {
+        fill_abandon(&start.recorder);
+        throw; /* the flight lands in the abort */
+    }
+    fill_end(&start.recorder);
     if (query_start != 0) {
         builtin_time_since(Builtin::DatabaseQueryTime, query_start);
         builtin_count(Builtin::DatabaseQueryCount);
     }
-    store_miss(call, rows, epoch);
-    return rows;
+    store_miss(call, rows, start);
+    flight_land(&ticket);
+    return reinterpret_cast<struct varlena *>(rows);
 }
 
 Datum cached(FunctionCallInfo fcinfo)
@@ -346,14 +451,16 @@ Datum cached(FunctionCallInfo fcinfo)
     CachedCall call;
     if (struct varlena *hit = cached_lookup(fcinfo, &call))
         PG_RETURN_POINTER(hit);
-    PG_RETURN_JSONB_P(run_miss(call));
+    PG_RETURN_POINTER(run_miss(call));
 }
 
 /*
  * tusk_cached_rows' state between calls. A hit (or a value built whole)
  * hands out the elements of `value`. A miss streams the query's rows from
  * a cursor and keeps a copy of each, to store the value once the last row
- * has been read (a caller that stops early stores nothing).
+ * has been read (a caller that stops early stores nothing). What the
+ * store needs (fill clock, write mark, epoch) is taken when the stream
+ * opens, and the recorder is active during every fetch.
  */
 struct CachedRows {
     Jsonb *value;
@@ -362,7 +469,7 @@ struct CachedRows {
 
     RowStream *stream;
     CachedCall call;
-    uint64 epoch;
+    MissStart start;
     Jsonb **kept; /* the rows read so far, copied here */
     uint64 kept_count;
     uint64 kept_cap;
@@ -372,7 +479,6 @@ struct CachedRows {
 void start_miss_stream(CachedRows *rows, MemoryContext context)
 {
     rows->stream = row_stream_create(context, "tusk_cached_rows");
-    rows->epoch = l3_invalidation_epoch(); /* before the query reads anything */
     char *sql = text_to_cstring(rows->call.query);
     if (SPI_connect() != SPI_OK_CONNECT)
         ereport(ERROR, (errmsg("tusk: SPI_connect failed")));
@@ -380,9 +486,36 @@ void start_miss_stream(CachedRows *rows, MemoryContext context)
     Datum *values;
     char *nulls;
     SPIPlanPtr plan = prepare_read_only(sql, rows->call.params, "tusk_cached_rows", &values, &nulls);
-    row_stream_open(rows->stream, plan, values, nulls, true);
+    /* Before the cursor's snapshot, after the statement's own analysis. */
+    miss_begin(&rows->start);
+    PG_TRY();
+    {
+        row_stream_open(rows->stream, plan, values, nulls, true);
+    }
+    PG_FINALLY();
+    {
+        fill_activate(rows->start.recorder.parent);
+    }
+    PG_END_TRY();
     rows->stream->query_ns = metrics_clock_ns() - start;
     SPI_finish();
+}
+
+/* The next streamed row, with the miss's recorder active while the cursor runs. */
+bool next_streamed_row(CachedRows *rows, Datum *row)
+{
+    FillRecorder *previous = fill_activate(&rows->start.recorder);
+    bool more = false;
+    PG_TRY();
+    {
+        more = row_stream_next(rows->stream, row);
+    }
+    PG_FINALLY();
+    {
+        fill_activate(previous);
+    }
+    PG_END_TRY();
+    return more;
 }
 
 /* The miss's rows, all read: one array, as tusk_cached stores it. */
@@ -421,7 +554,7 @@ Datum cached_rows(FunctionCallInfo fcinfo)
             start_miss_stream(rows, call->multi_call_memory_ctx);
             row_stream_watch(rows->stream, info->econtext);
         } else {
-            rows->value = hit != nullptr ? DatumGetJsonbP(PointerGetDatum(hit)) : run_miss(rows->call);
+            rows->value = DatumGetJsonbP(PointerGetDatum(hit != nullptr ? hit : run_miss(rows->call)));
             if (JB_ROOT_IS_ARRAY(rows->value) && !JB_ROOT_IS_SCALAR(rows->value))
                 rows->count = JB_ROOT_COUNT(rows->value);
         }
@@ -438,7 +571,7 @@ Datum cached_rows(FunctionCallInfo fcinfo)
         SRF_RETURN_DONE(call);
     }
     Datum row;
-    if (row_stream_next(rows->stream, &row)) {
+    if (next_streamed_row(rows, &row)) {
         MemoryContext previous = MemoryContextSwitchTo(call->multi_call_memory_ctx);
         if (rows->kept_count == rows->kept_cap) {
             rows->kept_cap = rows->kept_cap == 0 ? 64 : rows->kept_cap * 2;
@@ -451,7 +584,9 @@ Datum cached_rows(FunctionCallInfo fcinfo)
         SRF_RETURN_NEXT(call, row);
     }
     /* The last row has been read: store the whole value, as tusk_cached would have. */
-    store_miss(rows->call, kept_rows_as_value(rows), rows->epoch);
+    MemoryContext previous = MemoryContextSwitchTo(call->multi_call_memory_ctx);
+    store_miss(rows->call, kept_rows_as_value(rows), rows->start);
+    MemoryContextSwitchTo(previous);
     SRF_RETURN_DONE(call);
 }
 
@@ -461,15 +596,37 @@ Datum cache_get(FunctionCallInfo fcinfo)
     require_arg(fcinfo, 0, "key");
     CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
     int64 now = GetCurrentTimestamp();
-    /* A value has no query behind it: its own pending value first, then the shared tiers. */
-    if (transaction_has_written()) {
-        if (struct varlena *mine = pending_get(key.l1, nullptr, now))
-            PG_RETURN_POINTER(mine);
-    }
+    /* A value has no query behind it: its own pending value first (a set, or a fill after a write). */
+    if (struct varlena *mine = pending_get(key.l1, nullptr, now))
+        PG_RETURN_POINTER(mine);
     if (struct varlena *hit = shared_lookup(key, nullptr, now))
         PG_RETURN_POINTER(hit);
     builtin_count(Builtin::CacheMisses);
     PG_RETURN_NULL();
+}
+
+/* The relations of depends_on (a regclass[] without NULLs), palloc'd; *count set. */
+Oid *dependency_relations(ArrayType *depends_on, int *count)
+{
+    *count = 0;
+    if (depends_on == nullptr)
+        return nullptr;
+    if (ARR_NDIM(depends_on) > 1)
+        ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR), errmsg("depends_on must be a one-dimensional array")));
+    Datum *elements;
+    bool *nulls;
+    int n;
+    deconstruct_array(depends_on, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT, &elements, &nulls, &n);
+    Oid *out = static_cast<Oid *>(palloc(sizeof(Oid) * (n + 1)));
+    for (int i = 0; i < n; i++) {
+        if (nulls[i])
+            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("depends_on must not contain NULL")));
+        out[i] = DatumGetObjectId(elements[i]);
+        if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(out[i])))
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", out[i])));
+    }
+    *count = n;
+    return out;
 }
 
 Datum cache_set(FunctionCallInfo fcinfo)
@@ -481,24 +638,41 @@ Datum cache_set(FunctionCallInfo fcinfo)
     CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
     Jsonb *value = PG_GETARG_JSONB_P(1);
     int64 ttl = ttl_micros(PG_GETARG_INTERVAL_P(2));
+    int count = 0;
+    Oid *relations = dependency_relations(PG_NARGS() > 3 && !PG_ARGISNULL(3) ? PG_GETARG_ARRAYTYPE_P(3) : nullptr,
+                                          &count);
     /* A value set by hand has no query behind it: tusk_cached treats it as a miss. */
     core::Fingerprint none;
-    bool stored = cache_store(key, none, value, ttl, GetCurrentTimestamp(), l3_invalidation_epoch(), true);
+    Provenance from;
+    size_t length = 0;
+    from.validity.bytes = explicit_validity(relations, count, &length);
+    from.validity.length = length;
+    from.epoch = explicit_epoch();
+    from.own_writes = false;
+    from.computed_at = current_write_mark();
+    from.explicit_value = true; /* published when the transaction commits, dropped if it rolls back */
+    bool stored = cache_store(key, none, value, ttl, GetCurrentTimestamp(), from);
     PG_RETURN_BOOL(stored);
 }
 
+/*
+ * Delete, invalidate and flush remove in this order: L3 (the caller's
+ * transaction), then L2, then bump the epoch, then L1. A reader that read
+ * L2 before its removal read the epoch before the bump, so its copy into
+ * L1 either lands before the L1 removal (and is removed) or sees the bump
+ * under the partition lock and is refused; a fill that stores into L2
+ * after the removal checks the epoch after its SET and takes it back.
+ */
 Datum cache_delete(FunctionCallInfo fcinfo)
 {
     require_preloaded();
     require_arg(fcinfo, 0, "key");
     CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
-    /* First the epoch (no value computed before this may be copied up or reach L3), then L3. */
-    pending_note_invalidation();
+    pending_note_invalidation(); /* no value computed before this may reach L3 */
     L3Refusal why = L3Refusal::None;
     int64 l3_result = l3_delete(key.l1, &why);
     bool in_l3 = l3_removed(l3_result, why, "the key was") > 0;
     bool pending = pending_forget(key.l1);
-    bool in_l1 = l1_delete(key.l1);
     bool in_l2 = false;
     if (l2_enabled()) {
         int removed = l2_delete(key.l2_name());
@@ -506,6 +680,8 @@ Datum cache_delete(FunctionCallInfo fcinfo)
             warn_l2_unreachable("the key was");
         in_l2 = removed > 0;
     }
+    pending_note_invalidation();
+    bool in_l1 = l1_delete(key.l1);
     PG_RETURN_BOOL(pending || in_l1 || in_l2 || in_l3);
 }
 
@@ -520,11 +696,12 @@ Datum cache_invalidate(FunctionCallInfo fcinfo)
     int64 l3_result = l3_delete_prefix(prefix, &why);
     uint64 in_l3 = l3_removed(l3_result, why, "the keys were");
     uint64 pending = pending_forget_prefix(prefix.bytes, prefix.length);
-    uint64 in_l1 = l1_delete_prefix(prefix.bytes, prefix.length);
     uint64 in_l2 = 0;
     if (l2_enabled())
         in_l2 = remove_from_l2(l2_prefix_for(VARDATA_ANY(user_prefix), VARSIZE_ANY_EXHDR(user_prefix)),
                                "the keys were");
+    pending_note_invalidation();
+    uint64 in_l1 = l1_delete_prefix(prefix.bytes, prefix.length);
     /* A key cached in several tiers counts once: report the largest tier's count. */
     PG_RETURN_INT64(int64(pending + std::max({in_l1, in_l2, in_l3})));
 }
@@ -537,10 +714,75 @@ Datum cache_flush(FunctionCallInfo)
     int64 l3_result = l3_delete_all(&why);
     uint64 in_l3 = l3_removed(l3_result, why, "the cache was");
     uint64 pending = pending_forget_prefix(nullptr, 0);
-    uint64 in_l1 = l1_delete_prefix(nullptr, 0);
     uint64 in_l2 = l2_enabled() ? remove_from_l2(l2_prefix_of_everything(), "the cache was") : 0;
+    pending_note_invalidation();
+    uint64 in_l1 = l1_delete_prefix(nullptr, 0);
     /* A key cached in several tiers counts once: report the largest tier's count. */
     PG_RETURN_INT64(int64(pending + std::max({in_l1, in_l2, in_l3})));
+}
+
+Datum cache_invalidate_relation(FunctionCallInfo fcinfo)
+{
+    require_preloaded();
+    require_arg(fcinfo, 0, "relation");
+    Oid relation = PG_GETARG_OID(0);
+    if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relation)))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relation)));
+    /* Whoever could change the relation could retire its values by writing: the same roles may do it directly. */
+    if (!pg_class_ownercheck(relation, GetUserId()) &&
+        pg_class_aclmask(relation, GetUserId(), ACL_INSERT | ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE, ACLMASK_ANY) == 0)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("permission denied to invalidate the cached values of relation %s", get_rel_name(relation)),
+                        errhint("Its owner, or a role that may INSERT, UPDATE, DELETE or TRUNCATE it, may.")));
+    invalidate_relation_now(relation);
+    PG_RETURN_VOID();
+}
+
+/*
+ * tusk_cache_entry: where key is cached for the current role, its TTL left
+ * and what it depends on. Like any lookup, it finds only what may be
+ * served: a stale entry is gone from every row.
+ */
+Datum cache_entry(FunctionCallInfo fcinfo)
+{
+    require_preloaded();
+    require_arg(fcinfo, 0, "key");
+    InitMaterializedSRF(fcinfo, 0);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
+    int64 now = GetCurrentTimestamp();
+    auto emit = [&](const char *tier, int64 expires_at, const uint8_t *validity, size_t length) {
+        uint64_t fill_clock = 0;
+        uint16_t flags = 0;
+        uint32_t count = 0;
+        bool decoded = validity_describe(validity, length, &fill_clock, &flags, &count);
+        Datum values[5];
+        bool nulls[5] = {false, expires_at <= 0, !decoded, !decoded, !decoded};
+        values[0] = CStringGetTextDatum(tier);
+        values[1] = expires_at > 0 ? DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(expires_at),
+                                                         TimestampTzGetDatum(now))
+                                   : (Datum) 0;
+        values[2] = Int32GetDatum(int32(count));
+        values[3] = BoolGetDatum((flags & core::kValidityUntracked) != 0 || (flags & core::kValidityNotTracked) != 0);
+        values[4] = Int64GetDatum(int64(fill_clock));
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    };
+    int64 expires_at = 0;
+    Validity validity{nullptr, 0};
+    if (struct varlena *v = l1_get(key.l1, nullptr, now, &expires_at, &validity.bytes, &validity.length)) {
+        emit("l1", expires_at, validity.bytes, validity.length);
+        pfree(v);
+    }
+    core::Fingerprint found;
+    uint8_t *stored_validity = nullptr;
+    size_t stored_length = 0;
+    if (l2_enabled() &&
+        l2_get(key.l2_name(), nullptr, now, &expires_at, &found, &stored_validity, &stored_length) != nullptr)
+        emit("l2", expires_at, stored_validity, stored_length);
+    bool settled;
+    if (l3_get(key.l1, nullptr, now, &expires_at, &found, &settled, &stored_validity, &stored_length) != nullptr)
+        emit("l3", expires_at, stored_validity, stored_length);
+    return (Datum) 0;
 }
 
 Datum cache_stats(FunctionCallInfo fcinfo)
@@ -551,8 +793,9 @@ Datum cache_stats(FunctionCallInfo fcinfo)
 
     core::L1Stats l1;
     l1_stats(l1);
-    Datum values[10];
-    bool nulls[10] = {false};
+    /* A database still at 0.1.0 (before ALTER EXTENSION UPDATE) reads the first 10 columns only. */
+    Datum values[12];
+    bool nulls[12] = {false};
     values[0] = CStringGetTextDatum("l1");
     values[1] = Int64GetDatum(int64(l1.entries));
     values[2] = Int64GetDatum(int64(l1.bytes));
@@ -563,12 +806,15 @@ Datum cache_stats(FunctionCallInfo fcinfo)
     values[7] = Int64GetDatum(int64(l1.evictions));
     values[8] = Int64GetDatum(int64(l1.expirations));
     values[9] = Int64GetDatum(0); /* L1 has no failure mode that is not an ERROR */
+    /* Invalidations and waits are the server's, whatever tier the value would have come from: shown once. */
+    values[10] = Int64GetDatum(int64(invalidation_count()));
+    values[11] = Int64GetDatum(int64(flight_waits()));
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 
     /* Redis does not tell cheaply how many of its keys are ours, nor which it evicted. */
     L2Stats l2;
     l2_stats(l2);
-    bool l2_nulls[10] = {false, true, true, true, false, false, false, true, true, false};
+    bool l2_nulls[12] = {false, true, true, true, false, false, false, true, true, false, true, true};
     values[0] = CStringGetTextDatum("l2");
     values[4] = Int64GetDatum(int64(l2.hits));
     values[5] = Int64GetDatum(int64(l2.misses));
@@ -580,7 +826,8 @@ Datum cache_stats(FunctionCallInfo fcinfo)
     L3Stats l3;
     int64 l3_entries, l3_bytes;
     l3_stats(l3, &l3_entries, &l3_bytes);
-    bool l3_nulls[10] = {false, l3_entries < 0, l3_bytes < 0, true, false, false, false, false, false, false};
+    bool l3_nulls[12] = {false, l3_entries < 0, l3_bytes < 0, true, false, false, false, false, false, false,
+                         true, true};
     values[0] = CStringGetTextDatum("l3");
     values[1] = Int64GetDatum(l3_entries);
     values[2] = Int64GetDatum(l3_bytes);
@@ -600,6 +847,8 @@ Datum cache_stats_reset(FunctionCallInfo)
     l1_reset_counters();
     l2_reset_counters();
     l3_reset_counters();
+    invalidation_reset_count();
+    flight_reset_waits();
     PG_RETURN_VOID();
 }
 
@@ -652,6 +901,16 @@ Datum tusk_cache_stats(PG_FUNCTION_ARGS)
 Datum tusk_cache_stats_reset(PG_FUNCTION_ARGS)
 {
     return tusk::sql_entry([fcinfo] { return tusk::cache_stats_reset(fcinfo); });
+}
+
+Datum tusk_cache_invalidate_relation(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::cache_invalidate_relation(fcinfo); });
+}
+
+Datum tusk_cache_entry(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::cache_entry(fcinfo); });
 }
 
 }

@@ -17,6 +17,8 @@
  */
 #include "l1_cache.hpp"
 
+#include "invalidation.hpp"
+
 extern "C" {
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -101,7 +103,7 @@ void l1_startup_shmem()
 bool l1_available() { return store != nullptr; }
 
 struct varlena *l1_get(const EncodedKey &key, const core::Fingerprint *want, int64 now,
-                       int64 *expires_at)
+                       int64 *expires_at, const uint8_t **validity, size_t *validity_length)
 {
     if (store == nullptr)
         return nullptr;
@@ -120,9 +122,26 @@ struct varlena *l1_get(const EncodedKey &key, const core::Fingerprint *want, int
     }
     if (status != core::LookupStatus::Hit)
         return nullptr;
+    auto *value = static_cast<struct varlena *>(sink.value);
+    size_t value_length = VARSIZE_ANY(value);
+    if (value_length > sink.length) {
+        pfree(value); /* cannot happen: l1_put stores the value whole */
+        return nullptr;
+    }
     if (expires_at != nullptr)
         *expires_at = sink.expires_at;
-    return static_cast<struct varlena *>(sink.value);
+    *validity = reinterpret_cast<const uint8_t *>(value) + value_length;
+    *validity_length = sink.length - value_length;
+    if (!validity_current(*validity, *validity_length)) {
+        /* Something it read has changed since: a miss, and the entry goes. */
+        store->count_stale_hit(key.hash);
+        LWLockAcquire(lock_for(partition), LW_EXCLUSIVE);
+        store->erase(ref);
+        LWLockRelease(lock_for(partition));
+        pfree(value);
+        return nullptr;
+    }
+    return value;
 }
 
 bool l1_accepts(size_t key_length, size_t value_length)
@@ -131,19 +150,33 @@ bool l1_accepts(size_t key_length, size_t value_length)
 }
 
 bool l1_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
-            const struct varlena *value, int64 expires_at, int64 now)
+            const struct varlena *value, const uint8_t *validity, size_t validity_length,
+            int64 expires_at, int64 now, const uint64 *expected_epoch)
 {
     size_t value_length = VARSIZE_ANY(value);
-    if (!l1_accepts(key.length, value_length)) {
+    size_t stored_length = value_length + validity_length;
+    if (!l1_accepts(key.length, stored_length)) {
         l1_delete(key);
         return false;
     }
+    /* The value and its validity record, one block of bytes (made before the lock is taken; never raises). */
+    auto *stored = static_cast<char *>(allocate_no_oom(CurrentMemoryContext, stored_length));
+    if (stored == nullptr) {
+        l1_delete(key);
+        return false;
+    }
+    memcpy(stored, value, value_length);
+    if (validity_length > 0)
+        memcpy(stored + value_length, validity, validity_length);
     uint32_t partition = store->partition_of(key.hash);
     LWLockAcquire(lock_for(partition), LW_EXCLUSIVE);
-    core::PutStatus status =
-        store->put(key.ref(), fingerprint, value, value_length, expires_at, now);
+    bool stored_it = false;
+    if (expected_epoch == nullptr || explicit_epoch() == *expected_epoch)
+        stored_it = store->put(key.ref(), fingerprint, stored, stored_length, expires_at, now) ==
+                    core::PutStatus::Stored;
     LWLockRelease(lock_for(partition));
-    return status == core::PutStatus::Stored;
+    pfree(stored);
+    return stored_it;
 }
 
 bool l1_delete(const EncodedKey &key)

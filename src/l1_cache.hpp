@@ -30,18 +30,25 @@ bool l1_available();
 
 /*
  * Looks the key up; on a hit returns a palloc'd copy of the stored value
- * (a varlena) and sets *expires_at. want == nullptr accepts any fingerprint.
- * An expired entry found here is removed.
+ * (a varlena) and sets *expires_at and *validity / *validity_length (the
+ * value's validity record, which follows the value in the same copy).
+ * want == nullptr accepts any fingerprint. An expired entry found here is
+ * removed. An entry that is no longer current (validity_current()) is a
+ * miss, counted as one, and removed.
  */
 struct varlena *l1_get(const EncodedKey &key, const core::Fingerprint *want, int64 now,
-                       int64 *expires_at);
+                       int64 *expires_at, const uint8_t **validity, size_t *validity_length);
 
 /*
- * Stores a varlena value; false when L1 is off or the entry is over
- * tusk.l1_max_entry_size (then any older entry for the key is removed).
+ * Stores a varlena value and its validity record; false when L1 is off or
+ * the entry is over tusk.l1_max_entry_size (then any older entry for the
+ * key is removed). With expected_epoch, stores only if explicit_epoch() is
+ * still that value, checked under the partition lock (so a delete that
+ * bumped the epoch before taking that lock removes what was stored).
  */
 bool l1_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
-            const struct varlena *value, int64 expires_at, int64 now);
+            const struct varlena *value, const uint8_t *validity, size_t validity_length,
+            int64 expires_at, int64 now, const uint64 *expected_epoch = nullptr);
 
 /* Whether l1_put() would keep an entry of this size (L1 on, within tusk.l1_max_entry_size). */
 bool l1_accepts(size_t key_length, size_t value_length);

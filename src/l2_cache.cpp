@@ -56,6 +56,7 @@ extern "C" {
 #include "core/plain_json.hpp"
 #include "core/redis_client.hpp"
 #include "core/ttl.hpp"
+#include "invalidation.hpp"
 #include "tusk.hpp"
 
 namespace tusk {
@@ -561,8 +562,10 @@ char *l2_prefix_for(const char *user_prefix, size_t length) { return scope_key(u
 char *l2_prefix_of_everything() { return pstrdup(redis_prefix != nullptr ? redis_prefix : ""); }
 
 Jsonb *l2_get(const char *key, const core::Fingerprint *want, int64 now, int64 *expires_at,
-             core::Fingerprint *found)
+             core::Fingerprint *found, uint8_t **validity, size_t *validity_length)
 {
+    *validity = nullptr;
+    *validity_length = 0;
     char *stored = nullptr;
     size_t stored_length = 0;
     long long pttl = -2;
@@ -590,12 +593,22 @@ Jsonb *l2_get(const char *key, const core::Fingerprint *want, int64 now, int64 *
     }
 
     core::Fingerprint fingerprint;
-    std::string_view json;
+    std::string_view json, validity_hex;
     Jsonb *value = nullptr;
-    if (readable && core::l2_decode_value(std::string_view(stored, stored_length), fingerprint, json)) {
+    if (readable &&
+        core::l2_decode_value(std::string_view(stored, stored_length), fingerprint, validity_hex, json)) {
         if (want != nullptr && *want != fingerprint) {
             pg_atomic_fetch_add_u64(&shared->misses, 1);
             return nullptr;
+        }
+        if (!validity_hex.empty()) {
+            auto *bytes = static_cast<uint8_t *>(palloc(validity_hex.size() / 2 + 1));
+            if (core::l2_decode_hex(validity_hex, bytes)) {
+                *validity = bytes;
+                *validity_length = validity_hex.size() / 2;
+            } else {
+                pfree(bytes);
+            }
         }
         char *text = pnstrdup(json.data(), json.size());
         value = parse_stored_json(text, json.size());
@@ -604,6 +617,9 @@ Jsonb *l2_get(const char *key, const core::Fingerprint *want, int64 now, int64 *
     } else if (readable) {
         pg_atomic_fetch_add_u64(&shared->errors, 1); /* not written by tusk, or damaged */
     }
+    /* Something it read has changed since it was filled (or it cannot show that nothing has). */
+    if (value != nullptr && !validity_current(*validity, *validity_length))
+        value = nullptr;
     if (value == nullptr) {
         pg_atomic_fetch_add_u64(&shared->misses, 1);
         return nullptr;
@@ -621,12 +637,13 @@ Jsonb *l2_get(const char *key, const core::Fingerprint *want, int64 now, int64 *
     return value;
 }
 
-char *l2_encode(const core::Fingerprint &fingerprint, Jsonb *value, size_t *length)
+char *l2_encode(const core::Fingerprint &fingerprint, const uint8_t *validity, size_t validity_length,
+                Jsonb *value, size_t *length)
 {
     char *json = JsonbToCString(nullptr, &value->root, VARSIZE(value));
     char *out = nullptr;
     try {
-        std::string encoded = core::l2_encode_value(fingerprint, json);
+        std::string encoded = core::l2_encode_value(fingerprint, validity, validity_length, json);
         out = copy_out(encoded);
         *length = encoded.size();
     } catch (...) {
@@ -650,6 +667,38 @@ bool l2_put_encoded(const char *key, const char *encoded, size_t length, int64 t
     if (outcome == Outcome::Ok)
         pg_atomic_fetch_add_u64(&shared->sets, 1);
     return outcome == Outcome::Ok;
+}
+
+int l2_put_many(const L2Put *puts, int count)
+{
+    constexpr int kPerRoundTrip = 256;
+    int stored = 0;
+    for (int start = 0; start < count; start += kPerRoundTrip) {
+        int n = std::min(kPerRoundTrip, count - start);
+        Outcome outcome = l2_call(
+            [=] {
+                Commands c;
+                c.reserve(size_t(n));
+                for (int i = start; i < start + n; i++) {
+                    int64 ttl_ms = std::min<int64>(std::max<int64>(puts[i].ttl / 1000, 1), INT64CONST(3153600000000));
+                    c.push_back({"SET", puts[i].key, std::string(puts[i].encoded, puts[i].length), "PX",
+                                 std::to_string(ttl_ms)});
+                }
+                return c;
+            },
+            [](const Replies &r) -> const char * {
+                for (const auto &reply : r)
+                    if (reply.type != core::RedisReply::Type::Status)
+                        return "unexpected reply to SET";
+                return nullptr;
+            },
+            false);
+        if (outcome != Outcome::Ok)
+            break;
+        stored += n;
+        pg_atomic_fetch_add_u64(&shared->sets, uint64(n));
+    }
+    return stored;
 }
 
 int l2_delete(const char *key)

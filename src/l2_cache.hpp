@@ -42,14 +42,31 @@ char *l2_prefix_of_everything();
 
 /*
  * A palloc'd jsonb for key, or nullptr. want == nullptr accepts any
- * fingerprint. *expires_at is set from the entry's remaining TTL and
- * *found to the fingerprint it was stored with.
+ * fingerprint. *expires_at is set from the entry's remaining TTL, *found
+ * to the fingerprint it was stored with, and *validity / *validity_length
+ * to its validity record (palloc'd; length 0 when it has none).
  */
 Jsonb *l2_get(const char *key, const core::Fingerprint *want, int64 now, int64 *expires_at,
-             core::Fingerprint *found);
+             core::Fingerprint *found, uint8_t **validity, size_t *validity_length);
 
 /* The stored form of a value (palloc'd JSON text), made while a transaction is open. */
-char *l2_encode(const core::Fingerprint &fingerprint, Jsonb *value, size_t *length);
+char *l2_encode(const core::Fingerprint &fingerprint, const uint8_t *validity, size_t validity_length,
+                Jsonb *value, size_t *length);
+
+/* One SET of l2_put_many(). */
+struct L2Put {
+    const char *key;
+    const char *encoded;
+    size_t length;
+    int64 ttl;
+};
+
+/*
+ * Stores many encoded values in pipelined round trips of up to 256 SETs
+ * each; never raises (for the commit callback). Stops at the first
+ * failure or cancel. Returns how many were stored.
+ */
+int l2_put_many(const L2Put *puts, int count);
 
 /*
  * Stores an encoded value with a TTL. With may_raise false (the commit

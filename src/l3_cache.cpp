@@ -82,6 +82,7 @@ extern "C" {
 }
 
 #include "core/cache_key.hpp"
+#include "invalidation.hpp"
 #include "pending.hpp"
 
 namespace tusk {
@@ -101,7 +102,6 @@ struct L3Shared {
     pg_atomic_uint64 sets;
     pg_atomic_uint64 expirations;
     pg_atomic_uint64 errors;
-    pg_atomic_uint64 invalidation_epoch;
 };
 L3Shared *shared = nullptr;
 
@@ -118,22 +118,24 @@ enum Statement { Get, PutBatch, DeleteBatch, Delete, DeletePrefix, DeleteAll, Sw
 struct StatementText {
     const char *sql;
     int nargs;
-    Oid types[6];
+    Oid types[7];
 };
 
 /* %s is the table's qualified name. */
 const StatementText statement_texts[kStatements] = {
-    {"SELECT fingerprint, value, expires_at, xmax FROM %s"
+    {"SELECT fingerprint, value, expires_at, xmax, validity FROM %s"
      " WHERE role_id OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
      2, {OIDOID, TEXTOID}},
-    {"INSERT INTO %s AS l3 (role_id, key, fingerprint, value, expires_at, stored_at)"
-     " SELECT b.role_id, b.key, b.fingerprint, b.value, b.expires_at, $6"
+    {"INSERT INTO %s AS l3 (role_id, key, fingerprint, value, expires_at, stored_at, validity)"
+     " SELECT b.role_id, b.key, b.fingerprint, b.value, b.expires_at, $6, b.validity"
      " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-     " pg_catalog.unnest($4), pg_catalog.unnest($5)) AS b(role_id, key, fingerprint, value, expires_at)"
+     " pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($7))"
+     " AS b(role_id, key, fingerprint, value, expires_at, validity)"
      " ON CONFLICT ON CONSTRAINT tusk_cache_l3_pkey DO UPDATE"
      " SET fingerprint = excluded.fingerprint, value = excluded.value,"
-     " expires_at = excluded.expires_at, stored_at = excluded.stored_at",
-     6, {OIDARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, JSONBARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID}},
+     " expires_at = excluded.expires_at, stored_at = excluded.stored_at, validity = excluded.validity",
+     7, {OIDARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, JSONBARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID,
+         BYTEAARRAYOID}},
     {"DELETE FROM %s AS l3 USING ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(role_id, key)"
      " WHERE l3.role_id OPERATOR(pg_catalog.=) d.role_id AND l3.key OPERATOR(pg_catalog.=) d.key",
      2, {OIDARRAYOID, TEXTARRAYOID}},
@@ -237,6 +239,9 @@ bool find_table()
     Oid relid = get_relname_relid(kTableName, schema);
     /* Only the extension's own table: never one that someone else created under its name. */
     if (relid == InvalidOid || getExtensionOfObject(RelationRelationId, relid) != extension)
+        return false;
+    /* Still at 0.1.0 (no validity column): L3 waits for ALTER EXTENSION tusk UPDATE. */
+    if (get_attnum(relid, "validity") == InvalidAttrNumber)
         return false;
     Oid owner = owner_of(relid);
     char *schema_name = get_namespace_name(schema);
@@ -457,7 +462,6 @@ void l3_startup_shmem()
         pg_atomic_init_u64(&shared->sets, 0);
         pg_atomic_init_u64(&shared->expirations, 0);
         pg_atomic_init_u64(&shared->errors, 0);
-        pg_atomic_init_u64(&shared->invalidation_epoch, 0);
     }
     LWLockRelease(AddinShmemInitLock);
 }
@@ -473,8 +477,10 @@ bool l3_writable()
 }
 
 Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, int64 *expires_at,
-              core::Fingerprint *found, bool *settled)
+              core::Fingerprint *found, bool *settled, uint8_t **validity, size_t *validity_length)
 {
+    *validity = nullptr;
+    *validity_length = 0;
     if (!l3_enabled())
         return nullptr;
     /* Never wait for the table (VACUUM FULL, TRUNCATE, a DROP in progress): skip L3. */
@@ -505,10 +511,19 @@ Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, i
         if (want != nullptr && *want != stored)
             return;
         xmax = DatumGetTransactionId(SPI_getbinval(row, desc, 4, &null));
+        Datum stored_validity = SPI_getbinval(row, desc, 5, &null);
         MemoryContext spi = MemoryContextSwitchTo(caller);
         value = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 2, &null));
+        if (!null) {
+            bytea *bytes = DatumGetByteaPP(stored_validity);
+            *validity_length = VARSIZE_ANY_EXHDR(bytes);
+            *validity = static_cast<uint8_t *>(palloc(*validity_length + 1));
+            memcpy(*validity, VARDATA_ANY(bytes), *validity_length);
+        }
         MemoryContextSwitchTo(spi);
     });
+    if (value != nullptr && !validity_current(*validity, *validity_length))
+        value = nullptr; /* something it read has changed since (or it cannot show that nothing has) */
     if (value == nullptr) {
         count(&L3Shared::misses);
         return nullptr;
@@ -556,14 +571,20 @@ uint64 write_chunks(Statement statement, const L3Row *rows, int count, int64 now
             roles[i] = role_datum(rows[start + i].key);
             keys[i] = user_key_datum(rows[start + i].key);
         }
-        Datum args[6];
+        Datum args[7];
         args[0] = PointerGetDatum(construct_array(roles, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
         args[1] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
         if (statement == PutBatch) {
             Datum *fingerprints = static_cast<Datum *>(palloc(sizeof(Datum) * n));
             Datum *values = static_cast<Datum *>(palloc(sizeof(Datum) * n));
             Datum *expiries = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+            Datum *validities = static_cast<Datum *>(palloc(sizeof(Datum) * n));
             for (int i = 0; i < n; i++) {
+                const L3Row &row = rows[start + i];
+                bytea *validity = static_cast<bytea *>(palloc(VARHDRSZ + row.validity_length));
+                SET_VARSIZE(validity, VARHDRSZ + row.validity_length);
+                memcpy(VARDATA(validity), row.validity, row.validity_length);
+                validities[i] = PointerGetDatum(validity);
                 fingerprints[i] = fingerprint_datum(rows[start + i].fingerprint);
                 values[i] = PointerGetDatum(rows[start + i].value);
                 expiries[i] = TimestampTzGetDatum(rows[start + i].expires_at);
@@ -573,6 +594,7 @@ uint64 write_chunks(Statement statement, const L3Row *rows, int count, int64 now
             args[4] = PointerGetDatum(construct_array(expiries, n, TIMESTAMPTZOID, sizeof(TimestampTz),
                                                       FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
             args[5] = TimestampTzGetDatum(now);
+            args[6] = PointerGetDatum(construct_array(validities, n, BYTEAOID, -1, false, TYPALIGN_INT));
         }
         MemoryContextSwitchTo(spi);
         execute(statement, args, false, 0, statement == PutBatch ? SPI_OK_INSERT : SPI_OK_DELETE);
@@ -611,7 +633,7 @@ L3BatchResult l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int
              * rows may be what it removed. Remove them again instead, so L3
              * keeps no older value than the other tiers either.
              */
-            if (l3_invalidation_epoch() != epoch) {
+            if (explicit_epoch() != epoch) {
                 write_chunks(DeleteBatch, rows, count, now);
                 invalidated = true;
                 written = 0;
@@ -659,16 +681,6 @@ int64 l3_sweep_expired(int64 now, int64 limit)
     });
     count_rows(&L3Shared::expirations, removed);
     return int64(removed);
-}
-
-uint64 l3_invalidation_epoch()
-{
-    return shared != nullptr ? pg_atomic_read_u64(&shared->invalidation_epoch) : 0;
-}
-
-uint64 l3_bump_invalidation_epoch()
-{
-    return shared != nullptr ? pg_atomic_fetch_add_u64(&shared->invalidation_epoch, 1) : 0;
 }
 
 void l3_stats(L3Stats &out, int64 *entries, int64 *bytes)

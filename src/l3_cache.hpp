@@ -51,12 +51,13 @@ bool l3_writable();
 /*
  * Looks key (an encoded key: the scope gives the role) up. A palloc'd value
  * or nullptr; want == nullptr accepts any fingerprint. Expired rows are
- * never returned. Sets *expires_at and *found on a hit, and *settled to
+ * never returned. *validity is the row's validity record (palloc'd; none
+ * for a row without one). Sets *expires_at and *found on a hit, and *settled to
  * false when some transaction is deleting, replacing or locking the row
  * (then it must not be copied up: it may be on its way out).
  */
 Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, int64 *expires_at,
-              core::Fingerprint *found, bool *settled);
+              core::Fingerprint *found, bool *settled, uint8_t **validity, size_t *validity_length);
 
 /* One row of a commit-time batch. */
 struct L3Row {
@@ -64,6 +65,8 @@ struct L3Row {
     core::Fingerprint fingerprint;
     const struct varlena *value;
     int64 expires_at;
+    const uint8_t *validity; /* its validity record (invalidation.hpp) */
+    size_t validity_length;
 };
 
 enum class L3BatchResult {
@@ -77,7 +80,7 @@ enum class L3BatchResult {
  * Writes the rows (insert or replace; keys must be distinct) and deletes
  * the rows of the stale keys, in the current transaction, a statement per
  * chunk, and removes expired rows while at it; for PRE_COMMIT (pending.cpp).
- * If l3_invalidation_epoch() is no longer epoch after the write, the rows'
+ * If explicit_epoch() is no longer epoch after the write, the rows'
  * keys are deleted instead. Never waits long (see l3_cache.cpp). A query
  * cancel still raises.
  */
@@ -109,13 +112,5 @@ int64 l3_sweep_expired(int64 now, int64 limit);
  */
 void l3_stats(L3Stats &out, int64 *entries, int64 *bytes);
 void l3_reset_counters();
-
-/*
- * A server-wide counter bumped by every delete, invalidate and flush: a
- * value computed before a bump may be what was invalidated, so its
- * commit-time write is dropped (pending.cpp).
- */
-uint64 l3_invalidation_epoch();
-uint64 l3_bump_invalidation_epoch(); /* returns the epoch before the bump */
 
 }  // namespace tusk

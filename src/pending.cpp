@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/ttl.hpp"
+#include "invalidation.hpp"
 #include "l3_cache.hpp"
 
 extern "C" {
@@ -21,16 +22,9 @@ extern "C" {
 
 namespace tusk {
 
-namespace {
-
-/* Changes whenever the transaction writes: a new command id, or new WAL. */
-struct WriteMark {
-    CommandId command;
-    XLogRecPtr wal_end;
-    bool operator==(const WriteMark &o) const { return command == o.command && wal_end == o.wal_end; }
-};
-
 WriteMark current_write_mark() { return WriteMark{GetCurrentCommandId(false), XactLastRecEnd}; }
+
+namespace {
 
 struct PendingEntry {
     PendingEntry *next;
@@ -39,10 +33,12 @@ struct PendingEntry {
     uint64_t hash;
     core::Fingerprint fingerprint;
     struct varlena *value;
+    uint8_t *validity; /* its validity record (invalidation.hpp) */
+    size_t validity_length;
     int64 expires_at;
     SubTransactionId subxact;
     WriteMark mark;   /* when the value was computed */
-    uint64 epoch;     /* l3_invalidation_epoch() before it was computed */
+    uint64 epoch;     /* explicit_epoch() before it was computed */
     bool shared_now;  /* already in L1 and L2 (a reading transaction's fill): only L3 waits */
     bool explicit_value; /* from tusk_cache_set: no query read the data, so it cannot go stale */
     bool dropped;     /* set at PRE_COMMIT: neither written to L3 nor published */
@@ -119,6 +115,7 @@ template <typename Pred> uint64 remove_where(Pred pred)
             *link = e->next;
             count_hash(e->hash, -1);
             pfree(e->value);
+            pfree(e->validity);
             pfree(e->key);
             if (e->l2_key != nullptr) {
                 pfree(e->l2_key);
@@ -148,7 +145,7 @@ uint64 precommit_epoch = 0;
 bool write_pending_to_l3()
 {
     WriteMark mark = current_write_mark();
-    uint64 epoch = l3_invalidation_epoch();
+    uint64 epoch = explicit_epoch();
     int64 now = GetCurrentTimestamp();
     bool l3_on = l3_writable();
     int count = 0;
@@ -158,7 +155,8 @@ bool write_pending_to_l3()
     auto *stale = static_cast<L3Row *>(MemoryContextAlloc(TopTransactionContext, sizeof(L3Row) * count));
     int n = 0, n_stale = 0;
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
-        L3Row row{EncodedKey{e->key, e->key_length, e->hash}, e->fingerprint, e->value, e->expires_at};
+        L3Row row{EncodedKey{e->key, e->key_length, e->hash}, e->fingerprint, e->value, e->expires_at,
+                  e->validity, e->validity_length};
         e->dropped = e->epoch != epoch || (!e->shared_now && !e->explicit_value && !(e->mark == mark));
         if (e->dropped && e->shared_now)
             stale[n_stale++] = row;
@@ -185,23 +183,42 @@ bool write_pending_to_l3()
     return n_stale > 0 || result == L3BatchResult::Invalidated;
 }
 
+/*
+ * At COMMIT: the values that are still current go to L1, and to L2 in
+ * pipelined round trips (l2_put_many), never one round trip per value.
+ */
 void publish_pending()
 {
     /* A delete since PRE_COMMIT: these values may be what it removed. */
-    if (l3_invalidation_epoch() != precommit_epoch)
+    if (explicit_epoch() != precommit_epoch)
         return;
     int64 now = GetCurrentTimestamp();
-    bool l2_usable = true; /* after one failure (or a cancel) the rest skip L2 */
-    /* Oldest first would be the same: keys are unique in the list. */
-    for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
-        if (e->shared_now || e->expires_at <= now)
+    int count = 0;
+    for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
+        count++;
+    /* NO_OOM: nothing here may raise. Without the arrays nothing is published (a cache may forget). */
+    auto *entries = static_cast<PendingEntry **>(
+        MemoryContextAllocExtended(TopTransactionContext, sizeof(PendingEntry *) * (count + 1), MCXT_ALLOC_NO_OOM));
+    auto *puts = static_cast<L2Put *>(
+        MemoryContextAllocExtended(TopTransactionContext, sizeof(L2Put) * (count + 1), MCXT_ALLOC_NO_OOM));
+    if (entries == nullptr || puts == nullptr)
+        return;
+    int k = 0;
+    for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
+        entries[k++] = e;
+    /* Oldest first, so that when L1 must evict, the newest values are the ones it keeps. */
+    int n = 0;
+    for (int i = count - 1; i >= 0; i--) {
+        PendingEntry *e = entries[i];
+        if (e->shared_now || e->expires_at <= now || !validity_current(e->validity, e->validity_length))
             continue;
         EncodedKey key{e->key, e->key_length, e->hash};
-        l1_put(key, e->fingerprint, e->value, e->expires_at, now);
-        if (e->l2_key != nullptr && l2_usable)
-            l2_usable = l2_put_encoded(e->l2_key, e->l2_value, e->l2_length,
-                                       core::remaining_ttl(e->expires_at, now), false);
+        l1_put(key, e->fingerprint, e->value, e->validity, e->validity_length, e->expires_at, now);
+        if (e->l2_key != nullptr)
+            puts[n++] = L2Put{e->l2_key, e->l2_value, e->l2_length, core::remaining_ttl(e->expires_at, now)};
     }
+    if (n > 0)
+        l2_put_many(puts, n);
 }
 
 void on_xact_event(XactEvent event, void *)
@@ -289,8 +306,9 @@ void pending_register_callbacks()
 namespace {
 
 PendingEntry *new_entry(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                        const struct varlena *value, int64 expires_at, uint64 epoch, bool shared_now,
-                        bool explicit_value)
+                        const struct varlena *value, const uint8_t *validity, size_t validity_length,
+                        int64 expires_at, uint64 epoch, bool shared_now, bool explicit_value,
+                        const WriteMark &computed_at)
 {
     if (hash_present(key.hash))
         pending_forget(key);
@@ -304,9 +322,12 @@ PendingEntry *new_entry(const EncodedKey &key, const core::Fingerprint &fingerpr
     Size size = VARSIZE_ANY(value);
     e->value = static_cast<struct varlena *>(palloc(size));
     std::memcpy(e->value, value, size);
+    e->validity = static_cast<uint8_t *>(palloc(validity_length + 1));
+    std::memcpy(e->validity, validity, validity_length);
+    e->validity_length = validity_length;
     e->expires_at = expires_at;
     e->subxact = GetCurrentSubTransactionId();
-    e->mark = current_write_mark();
+    e->mark = computed_at;
     e->epoch = epoch;
     e->shared_now = shared_now;
     e->explicit_value = explicit_value;
@@ -324,14 +345,16 @@ PendingEntry *new_entry(const EncodedKey &key, const core::Fingerprint &fingerpr
 }  // namespace
 
 void pending_put_l3(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                    const struct varlena *value, int64 expires_at, uint64 epoch, bool explicit_value)
+                    const struct varlena *value, const uint8_t *validity, size_t validity_length,
+                    int64 expires_at, uint64 epoch, bool explicit_value)
 {
-    new_entry(key, fingerprint, value, expires_at, epoch, true, explicit_value);
+    new_entry(key, fingerprint, value, validity, validity_length, expires_at, epoch, true, explicit_value,
+              current_write_mark());
 }
 
 void pending_note_invalidation()
 {
-    uint64 before = l3_bump_invalidation_epoch();
+    uint64 before = bump_explicit_epoch();
     /* The caller forgot its own entries that the invalidation matched; the rest stay valid. */
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
         if (e->epoch == before)
@@ -339,10 +362,12 @@ void pending_note_invalidation()
 }
 
 void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                 const struct varlena *value, int64 expires_at, uint64 epoch, bool explicit_value,
+                 const struct varlena *value, const uint8_t *validity, size_t validity_length,
+                 int64 expires_at, uint64 epoch, bool explicit_value, const WriteMark &computed_at,
                  const char *l2_key, const char *l2_value, size_t l2_length)
 {
-    PendingEntry *e = new_entry(key, fingerprint, value, expires_at, epoch, false, explicit_value);
+    PendingEntry *e = new_entry(key, fingerprint, value, validity, validity_length, expires_at, epoch, false,
+                                explicit_value, computed_at);
     if (l2_key == nullptr)
         return;
     MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
@@ -368,6 +393,12 @@ struct varlena *pending_get(const EncodedKey &key, const core::Fingerprint *want
         }
         if (e->expires_at <= now || (want != nullptr && *want != e->fingerprint))
             return nullptr;
+        if (!validity_current(e->validity, e->validity_length)) {
+            /* Another transaction changed what it read, and committed. */
+            pending_forget(key);
+            return nullptr;
+        }
+        fill_note_value(e->validity, e->validity_length);
         Size size = VARSIZE_ANY(e->value);
         auto *copy = static_cast<struct varlena *>(palloc(size));
         std::memcpy(copy, e->value, size);

@@ -8,7 +8,8 @@
  * that computed them) drops them. PREPARE TRANSACTION drops them too.
  *
  * Each value remembers the transaction's write mark (command id and the end
- * of its last WAL record) when it was computed. If the transaction writes
+ * of its last WAL record) from before it was computed (for a streamed
+ * value, when its stream opened). If the transaction writes
  * again afterwards the value may be stale: it is no longer served, not even
  * to the transaction itself, and never published. Writes tusk makes itself
  * (deletes from the L3 table) are bracketed by tusk_write_begin/end and do not count:
@@ -34,6 +35,15 @@ extern "C" {
 
 namespace tusk {
 
+/* Changes whenever the transaction writes: a new command id, or new WAL. */
+struct WriteMark {
+    CommandId command;
+    XLogRecPtr wal_end;
+    bool operator==(const WriteMark &o) const { return command == o.command && wal_end == o.wal_end; }
+};
+
+WriteMark current_write_mark();
+
 /*
  * True when the current transaction has written data (holds a transaction
  * id, and has written since tusk's own last write, if tusk assigned it).
@@ -58,14 +68,15 @@ void pending_register_callbacks();
 
 /*
  * Keeps value (copied) for key until commit, replacing any earlier pending
- * value. epoch is l3_invalidation_epoch() from before the value was
+ * value. epoch is explicit_epoch() from before the value was
  * computed; explicit_value says it came from tusk_cache_set (no query, so
  * the transaction's later writes do not make it stale). l2_key and l2_value
  * (its encoded form) are given when L2 is on: they are made now, because
  * the commit callback cannot read the catalogs.
  */
 void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                 const struct varlena *value, int64 expires_at, uint64 epoch, bool explicit_value,
+                 const struct varlena *value, const uint8_t *validity, size_t validity_length,
+                 int64 expires_at, uint64 epoch, bool explicit_value, const WriteMark &computed_at,
                  const char *l2_key, const char *l2_value, size_t l2_length);
 
 /*
@@ -73,7 +84,8 @@ void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
  * for L3, written when the transaction commits (never served from here).
  */
 void pending_put_l3(const EncodedKey &key, const core::Fingerprint &fingerprint,
-                    const struct varlena *value, int64 expires_at, uint64 epoch, bool explicit_value);
+                    const struct varlena *value, const uint8_t *validity, size_t validity_length,
+                    int64 expires_at, uint64 epoch, bool explicit_value);
 
 /*
  * Call after a delete, invalidate or flush (and after forgetting the
@@ -82,7 +94,11 @@ void pending_put_l3(const EncodedKey &key, const core::Fingerprint &fingerprint,
  */
 void pending_note_invalidation();
 
-/* A palloc'd copy of the pending value, or nullptr. want == nullptr accepts any fingerprint. */
+/*
+ * A palloc'd copy of the pending value, or nullptr. want == nullptr accepts
+ * any fingerprint. A value whose dependencies changed since it was computed
+ * (another transaction's commit) is forgotten instead.
+ */
 struct varlena *pending_get(const EncodedKey &key, const core::Fingerprint *want, int64 now);
 
 /*

@@ -18,6 +18,7 @@
 #include "query_runner.hpp"
 
 #include "guard.hpp"
+#include "invalidation.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -52,6 +53,8 @@ void refuse_writes_executor_start(QueryDesc *query, int eflags)
                      errdetail("A function called by the query tried to run %s.",
                                GetCommandTagName(CreateCommandTag(reinterpret_cast<Node *>(stmt))))));
     }
+    /* What a fill in progress reads, wherever it runs (also inside the functions it calls). */
+    fill_note_plan(query->plannedstmt);
     if (previous_executor_start)
         previous_executor_start(query, eflags);
     else

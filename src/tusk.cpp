@@ -2,6 +2,8 @@
  * tusk.cpp: module entry: _PG_init defines the GUCs, registers the
  * transaction callbacks and the ExecutorStart hook that keeps cached queries
  * read-only and, when loaded through shared_preload_libraries,
+ * installs the invalidation hooks (ExecutorCheckPerms, ProcessUtility and
+ * a transaction callback, invalidation.cpp), and
  * chains the shared-memory hooks (request in shmem_request_hook, set up in
  * shmem_startup_hook, as contrib/pg_stat_statements does) and registers the
  * metrics worker (worker.cpp).
@@ -20,6 +22,9 @@ void _PG_init(void);
 }
 
 #include "benchmark.hpp"
+#include "fingerprint.hpp"
+#include "invalidation.hpp"
+#include "single_flight.hpp"
 #include "l1_cache.hpp"
 #include "l2_cache.hpp"
 #include "l3_cache.hpp"
@@ -47,6 +52,8 @@ void request_shmem()
     l1_request_shmem();
     l2_request_shmem();
     l3_request_shmem();
+    invalidation_request_shmem();
+    single_flight_request_shmem();
     metrics_request_shmem();
     traces_request_shmem();
 }
@@ -58,6 +65,8 @@ void startup_shmem()
     l1_startup_shmem();
     l2_startup_shmem();
     l3_startup_shmem();
+    invalidation_startup_shmem();
+    single_flight_startup_shmem();
     metrics_startup_shmem();
     traces_startup_shmem();
 }
@@ -71,6 +80,9 @@ extern "C" void _PG_init(void)
     tusk::l1_define_gucs();
     tusk::l2_define_gucs();
     tusk::l3_define_gucs();
+    tusk::invalidation_define_gucs();
+    tusk::single_flight_define_gucs();
+    tusk::fingerprint_define_gucs();
     tusk::metrics_define_gucs();
     tusk::worker_define_gucs();
     tusk::traces_define_gucs();
@@ -79,6 +91,7 @@ extern "C" void _PG_init(void)
     MarkGUCPrefixReserved("tusk");
     tusk::pending_register_callbacks();
     tusk::query_runner_install_hooks();
+    tusk::invalidation_install_hooks();
 
     if (!process_shared_preload_libraries_in_progress)
         return;

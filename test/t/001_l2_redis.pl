@@ -46,15 +46,27 @@ redis_start();
 my $a = new_node('a', '', allows_streaming => 1);
 my $b = new_node('b', '');
 
-# Two servers, one Redis: what one fills, the other reads from L2.
-is($a->safe_psql('postgres', q{SELECT tusk_cached('shared', '5 min', 'SELECT 42 AS answer')}),
-	'[{"answer": 42}]', 'server a fills');
-is($b->safe_psql('postgres', q{SELECT tusk_cached('shared', '5 min', 'SELECT 42 AS answer')}),
-	'[{"answer": 42}]', 'server b gets the same rows');
-is(l2_counter($b, 'hits'), '1', 'server b served them from L2');
-is(l2_counter($b, 'sets'), '0', 'server b did not run the query and store again');
+# Two servers, one Redis: a value that depends on nothing (tusk_cache_set
+# without depends_on) is shared through L2.
+is($a->safe_psql('postgres', q{SELECT tusk_cache_set('shared set', '{"answer": 42}', '5 min')}), 't',
+	'server a sets a value');
+is($b->safe_psql('postgres', q{SELECT tusk_cache_get('shared set')}), '{"answer": 42}',
+	'server b gets it');
+is(l2_counter($b, 'hits'), '1', 'server b served it from L2');
+# A query's value depends on what it read, judged by the clock of the server
+# that filled it: another server cannot show that it is still fresh, so it
+# runs the query itself (coherence across servers is a later release's).
+is($a->safe_psql('postgres', q{SELECT tusk_cached('peer', '5 min', 'SELECT 42 AS answer')}),
+	'[{"answer": 42}]', 'server a fills a query\'s value');
+is($b->safe_psql('postgres', q{SELECT tusk_cached('peer', '5 min', 'SELECT 42 AS answer')}),
+	'[{"answer": 42}]', 'server b answers the same');
+is(l2_counter($b, 'hits'), '1', 'not from server a\'s entry');
+is(l2_counter($b, 'sets'), '1', 'but by running the query and storing its own');
 
-# A restart loses L1; L2 still has the entry, and the hit is copied back up.
+# A clean restart loses L1; L2 still has the entry, and the clock that judges
+# it was saved at shutdown: the hit is served and copied back up.
+is($a->safe_psql('postgres', q{SELECT tusk_cached('shared', '5 min', 'SELECT 42 AS answer')}),
+	'[{"answer": 42}]', 'server a fills another');
 $a->restart;
 $a->safe_psql('postgres', 'SELECT tusk_cache_stats_reset()');
 is($a->safe_psql('postgres', q{SELECT tusk_cache_get('shared')}), '[{"answer": 42}]',
@@ -63,10 +75,21 @@ is(l2_counter($a, 'hits'), '1', 'one L2 hit');
 $a->safe_psql('postgres', q{SELECT tusk_cache_get('shared')});
 is($a->safe_psql('postgres', q{SELECT hits FROM tusk_cache_stats WHERE tier = 'l1'}), '1',
 	'the next lookup is an L1 hit');
+# A crash loses the clock: nothing can show that the entry saw every commit
+# before the crash, so it is not served; a value without dependencies is.
+$a->safe_psql('postgres', q{SELECT tusk_cache_set('crash set', '"kept"', '5 min')});
+$a->stop('immediate');
+$a->start;
+is($a->safe_psql('postgres', q{SELECT tusk_cache_get('shared') IS NULL}), 't',
+	'after a crash a query\'s entry is not served');
+is($a->safe_psql('postgres', q{SELECT tusk_cache_get('crash set')}), '"kept"',
+	'a value that depends on nothing still is');
 
 # Values in Redis that tusk cannot read are misses and counted errors, never failed calls.
 my $scope = 'tusk:postgres:' . $a->safe_psql('postgres', 'SELECT current_user') . ':';
 my $fp = '0' x 32;
+# A validity record that depends on nothing (see core/dependency_clock.hpp): magic, flags, count, domain, clock.
+my $none = '544b4431' . '0000' . '0000' . ('0' x 32);
 my %garbage = (
 	'not tusk format' => 'plain text',
 	'number out of range' => qq({"fingerprint":"$fp","value":1e1000000}),
@@ -93,10 +116,11 @@ foreach my $what (sort keys %garbage)
 # JSON that jsonb would not print (exponents, escapes, duplicate keys), as
 # another program might write it, is read as jsonb_in reads it.
 my %foreign = (
-	'exponent' => [ qq({"fingerprint":"$fp","value":[1.5e3, -2E-2]}), '[1500, -0.02]' ],
-	'escapes' => [ qq({"fingerprint":"$fp","value":["a\\"b\\u0041\\n"]}), q(["a\"bA\n"]) ],
-	'duplicate keys' => [ qq({"fingerprint":"$fp","value":{"k": 1, "k": 2}}), '{"k": 2}' ],
-	'whitespace' => [ qq({"fingerprint":"$fp","value": \t[ {"a" :\r\n true} ] }), '[{"a": true}]' ]);
+	'exponent' => [ qq({"fingerprint":"$fp","validity":"$none","value":[1.5e3, -2E-2]}), '[1500, -0.02]' ],
+	'escapes' => [ qq({"fingerprint":"$fp","validity":"$none","value":["a\\"b\\u0041\\n"]}), q(["a\"bA\n"]) ],
+	'duplicate keys' => [ qq({"fingerprint":"$fp","validity":"$none","value":{"k": 1, "k": 2}}), '{"k": 2}' ],
+	'whitespace' => [ qq({"fingerprint":"$fp","validity":"$none","value": \t[ {"a" :\r\n true} ] }), '[{"a": true}]' ],
+	'no validity (tusk 0.1.0)' => [ qq({"fingerprint":"$fp","value":[1]}), '' ]);
 foreach my $what (sort keys %foreign)
 {
 	$g++;
@@ -188,16 +212,18 @@ cmp_ok(l2_counter($b, 'errors'), '>=', 1, 'the refused password is counted');
 is(log_matches($b, qr/tusk:[^\n]*Wr0ng-Secr3t/), 0, 'no tusk message contains the password');
 like(slurp_file($b->logfile), qr/Redis refused the password/, 'the log says why');
 
-# A hot standby of server a: L1 and L2 work there, and it shares a's entries
-# (same database and role names).
+# A hot standby of server a: L1 and L2 work there. It shares a's values that
+# depend on nothing; a query's value filled on one of them is not taken as
+# fresh by the other (a lagging standby's value must never pass for the
+# primary's).
 $a->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($a, 'base', has_streaming => 1);
 $standby->start;
 $a->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'the standby is in recovery');
-$a->safe_psql('postgres', q{SELECT tusk_cached('from primary', '5 min', 'SELECT 1 AS one')});
-is($standby->safe_psql('postgres', q{SELECT tusk_cached('from primary', '5 min', 'SELECT 1 AS one')}),
+$a->safe_psql('postgres', q{SELECT tusk_cache_set('from primary', '[{"one": 1}]', '5 min')});
+is($standby->safe_psql('postgres', q{SELECT tusk_cache_get('from primary')}),
 	'[{"one": 1}]', 'the standby answers');
 is(l2_counter($standby, 'hits'), '1', 'from the entry the primary put in L2');
 is($standby->safe_psql('postgres', q{SELECT tusk_cached('on standby', '5 min', 'SELECT 2 AS two')}),
@@ -206,8 +232,8 @@ is($standby->safe_psql('postgres', q{SELECT tusk_cached('on standby', '5 min', '
 	'[{"two": 2}]', 'and the next call is a hit');
 is($standby->safe_psql('postgres', q{SELECT hits FROM tusk_cache_stats WHERE tier = 'l1'}), '1',
 	'an L1 hit on the standby');
-is($a->safe_psql('postgres', q{SELECT tusk_cache_get('on standby')}), '[{"two": 2}]',
-	'the primary reads what the standby filled');
+is($a->safe_psql('postgres', q{SELECT tusk_cache_get('on standby') IS NULL}), 't',
+	'the primary does not serve a query\'s value the standby filled');
 $standby->stop;
 
 # With tusk.l1_size = 0 a server runs on L2 alone.

@@ -47,17 +47,18 @@ is($node->safe_psql('postgres', qq{SELECT tusk_cached('report', '1 hour', '$quer
 is(redis_cli('EXISTS', "'${scope}report'"), '1', 'the fill is in L2');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM tusk_cache_l3 WHERE key = 'report'}), '1',
 	'and in L3');
-# The source changes behind the cache's back: what is served below comes from the tiers.
-$node->safe_psql('postgres', q{INSERT INTO items VALUES (101)});
+# The source changes behind the cache's back (a bulk load with invalidation
+# off, as a superuser may run one): what is served below comes from the tiers.
+$node->safe_psql('postgres', q{SET tusk.invalidation = off; INSERT INTO items VALUES (101)});
 
-# A restart loses L1: L2 serves.
+# A clean restart loses L1 (the clock that judges the entries is saved): L2 serves.
 $node->restart;
 $node->safe_psql('postgres', 'SELECT tusk_cache_stats_reset()');
 is($node->safe_psql('postgres', qq{SELECT tusk_cached('report', '1 hour', '$query')}),
 	'[{"n": 100}]', 'after a restart the cached rows are served');
 is(hits_by_tier($node), 'l1=0 l2=1 l3=0', 'from L2');
 
-# A restart and an empty Redis lose L1 and L2: L3 serves, and copies the entry up.
+# A clean restart and an empty Redis lose L1 and L2: L3 serves, and copies the entry up.
 $node->restart;
 is(redis_cli('FLUSHALL'), 'OK', 'Redis emptied');
 $node->safe_psql('postgres', 'SELECT tusk_cache_stats_reset()');
@@ -75,9 +76,20 @@ is(hits_by_tier($node), 'l1=1 l2=0 l3=1', 'is an L1 hit (copied up as well)');
 is($node->safe_psql('postgres', qq{SELECT tusk_cached('report', '1 hour', 'SELECT 0 AS other')}),
 	'[{"other": 0}]', 'another query under the key is a miss, not the L3 row');
 
+# A write, then a clean restart: the write retired the entry in every tier.
+$node->safe_psql('postgres', q{INSERT INTO items VALUES (102)});
+$node->restart;
+is($node->safe_psql('postgres', qq{SELECT tusk_cached('report', '1 hour', '$query')}),
+	'[{"n": 102}]', 'after a write and a restart the query runs again');
+is($node->safe_psql('postgres', qq{SELECT tusk_cached('report', '1 hour', '$query')}),
+	'[{"n": 102}]', 'and is cached again');
+is(hits_by_tier($node), 'l1=1 l2=0 l3=0', 'an L1 hit');
+
 # A crash (immediate stop) keeps L3 rows whose WAL was flushed: the table is
 # WAL-logged. (A fill commits without waiting for the flush; the user's
-# next synchronous commit, or the WAL writer, flushes it.)
+# next synchronous commit, or the WAL writer, flushes it.) A query's entry is
+# not served after a crash (the clock that judges it is lost); a value that
+# depends on nothing is.
 $node->safe_psql('postgres', q{SELECT tusk_cache_set('survivor', '"still here"', '1 hour')});
 $node->safe_psql('postgres', q{CREATE TABLE synchronous_commit_marker ()});
 $node->stop('immediate');
@@ -85,6 +97,10 @@ $node->start;
 redis_cli('FLUSHALL');
 is($node->safe_psql('postgres', q{SELECT tusk_cache_get('survivor')}), '"still here"',
 	'after a crash the value comes from L3');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM tusk_cache_l3 WHERE key = 'report'}), '1',
+	'the query\'s row is still in L3');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM tusk_cache_entry('report')}), '0',
+	'but not served');
 
 # Fills reach L3 when their transaction commits, and never wait for another
 # session's open transaction.
@@ -120,17 +136,26 @@ my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($node, 'base', has_streaming => 1);
 $standby->append_conf('postgresql.conf', "tusk.redis_host = ''");
 $standby->start;
-$node->safe_psql('postgres', qq{SELECT tusk_cached('replicated', '1 hour', '$query')});
+$node->safe_psql('postgres', q{SELECT tusk_cache_set('replicated', '"from the primary"', '1 hour')});
 $node->wait_for_catchup($standby);
-is($standby->safe_psql('postgres', qq{SELECT tusk_cached('replicated', '1 hour', '$query')}),
-	'[{"n": 101}]', 'the standby serves a row the primary wrote to L3');
+is($standby->safe_psql('postgres', q{SELECT tusk_cache_get('replicated')}),
+	'"from the primary"', 'the standby serves a row the primary wrote to L3');
 is(hits_by_tier($standby), 'l1=0 l2=0 l3=1', 'from L3');
+# A query's row is judged by the primary's clock: the standby cannot (yet) show it is fresh.
+$node->safe_psql('postgres', qq{SELECT tusk_cached('replicated query', '1 hour', '$query')});
+# (a fill commits asynchronously: a synchronous commit flushes its WAL before the catch-up)
+$node->safe_psql('postgres', q{CREATE TABLE flush_marker ()});
+$node->wait_for_catchup($standby);
+$standby->safe_psql('postgres', 'SELECT tusk_cache_stats_reset()');
+is($standby->safe_psql('postgres', qq{SELECT tusk_cached('replicated query', '1 hour', '$query')}),
+	'[{"n": 102}]', 'the standby answers a query the primary cached');
+is(hits_by_tier($standby), 'l1=0 l2=0 l3=0', 'by running it');
 my ($rc, $out, $err) = $standby->psql('postgres',
 	qq{SELECT tusk_cached('standby miss', '1 hour', '$query')});
-is($out, '[{"n": 101}]', 'a miss on the standby runs the query');
+is($out, '[{"n": 102}]', 'a miss on the standby runs the query');
 is($err, '', 'without a warning or an error');
 is($standby->safe_psql('postgres', qq{SELECT tusk_cached('standby miss', '1 hour', '$query')}),
-	'[{"n": 101}]', 'and is then served');
+	'[{"n": 102}]', 'and is then served');
 is(stat_of($standby, 'l3', 'errors'), '0', 'the standby did not try to write L3');
 ($rc, $out, $err) = $standby->psql('postgres', q{SELECT tusk_cache_delete('replicated')});
 like($err, qr/cannot be changed on a hot standby: the key was not removed from L3/,
@@ -141,7 +166,7 @@ is($out, 't', 'and removes it from L1');
 $standby->promote;
 $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()');
 $standby->safe_psql('postgres', qq{SELECT tusk_cached('promoted', '1 hour', '$query')});
-is($standby->safe_psql('postgres', q{SELECT key FROM tusk_cache_l3 ORDER BY key}), "promoted\nreplicated",
+is($standby->safe_psql('postgres', q{SELECT key FROM tusk_cache_l3 ORDER BY key}), "promoted\nreplicated\nreplicated query",
 	'the promoted server writes L3');
 is($standby->safe_psql('postgres', q{SELECT tusk_cache_delete('replicated')}), 't',
 	'and deletes from it');

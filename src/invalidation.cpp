@@ -1,0 +1,642 @@
+/*
+ * invalidation.cpp: automatic invalidation (see invalidation.hpp).
+ *
+ * Shared state: one core::DependencyClock, "tusk dependency clock",
+ * requested in shmem_request_hook and formatted in shmem_startup_hook
+ * under a new random domain at every server start, and a counter of
+ * bumped slots. Locking rules: none; everything is an atomic (the clock's
+ * ordering argument is in core/dependency_clock.hpp).
+ *
+ * Backend-local: the recorder stack of the fills in progress, and the
+ * slots the current transaction wrote (a fixed array, so that the commit
+ * callback never allocates). Plain C-style code: no C++ object with a
+ * destructor lives in these frames.
+ */
+#include "invalidation.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
+#include "storage/fd.h"
+#include <sys/stat.h>
+#include "catalog/catalog.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "postmaster/autovacuum.h"
+#include "postmaster/bgworker.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/sinval.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+}
+
+#include <algorithm>
+
+#include "core/dependency_clock.hpp"
+
+namespace tusk {
+
+namespace {
+
+bool invalidation_setting = true; /* tusk.invalidation */
+
+struct InvalidationShared {
+    pg_atomic_uint64 invalidations;
+    pg_atomic_uint64 explicit_epoch;
+};
+core::DependencyClock *clock_state = nullptr;
+InvalidationShared *shared = nullptr;
+
+FillRecorder *current_fill = nullptr;
+
+/* What the current transaction wrote. */
+constexpr int kMaxWrittenSlots = 512;
+uint32 written_slots[kMaxWrittenSlots];
+int written_count = 0;
+bool wrote_database = false;   /* too many to list, or something that concerns the whole database */
+bool wrote_everything = false; /* a role changed: every value of every database */
+constexpr int kMaxSeenRelations = 64;
+Oid seen_relations[kMaxSeenRelations]; /* relations already expanded this transaction */
+int seen_count = 0;
+
+/*
+ * Function and schema changes made by tusk's own ALTER EXTENSION tusk
+ * UPDATE in this transaction (-1: unknown). Its script replaces only
+ * tusk's own functions, whose meaning for stored values does not change:
+ * when they are all the transaction changed, the database's values stay.
+ */
+int64 own_upgrade_changes = 0;
+
+ExecutorCheckPerms_hook_type previous_check_perms = nullptr;
+ProcessUtility_hook_type previous_process_utility = nullptr;
+
+uint32 slot_of(Oid relation) { return core::dependency_slot(MyDatabaseId, relation); }
+
+void forget_writes()
+{
+    own_upgrade_changes = 0;
+    written_count = 0;
+    wrote_database = false;
+    wrote_everything = false;
+    seen_count = 0;
+}
+
+void note_written_slot(uint32 slot)
+{
+    for (int i = 0; i < written_count; i++)
+        if (written_slots[i] == slot)
+            return;
+    if (written_count == kMaxWrittenSlots) {
+        wrote_database = true;
+        return;
+    }
+    written_slots[written_count++] = slot;
+}
+
+bool tracking_writes()
+{
+    /* Autovacuum changes no data that a query reads: its statistics updates invalidate nothing. */
+    return invalidation_setting && clock_state != nullptr && !IsAutoVacuumWorkerProcess();
+}
+
+/* A write to relation: it and, when it has any, its partitions or inheritance children. */
+void note_written_relation(Oid relation)
+{
+    for (int i = 0; i < seen_count; i++)
+        if (seen_relations[i] == relation)
+            return;
+    if (seen_count < kMaxSeenRelations)
+        seen_relations[seen_count++] = relation;
+    note_written_slot(slot_of(relation));
+    if (!has_subclass(relation))
+        return;
+    List *descendants = find_all_inheritors(relation, NoLock, nullptr);
+    ListCell *lc;
+    foreach (lc, descendants)
+        note_written_slot(slot_of(lfirst_oid(lc)));
+    list_free(descendants);
+}
+
+bool check_perms(List *range_table, bool ereport_on_violation)
+{
+    bool allowed = previous_check_perms == nullptr || previous_check_perms(range_table, ereport_on_violation);
+    if (!allowed || !tracking_writes())
+        return allowed;
+    ListCell *lc;
+    foreach (lc, range_table) {
+        RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+        if (rte->rtekind == RTE_RELATION && (rte->requiredPerms & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)))
+            note_written_relation(rte->relid);
+    }
+    return allowed;
+}
+
+/*
+ * PRE_COMMIT: the transaction's own invalidation messages name every
+ * relation whose catalog entries it changed (definition, privileges,
+ * policies, row-level security, storage), and the catalog caches it
+ * touched.
+ */
+bool changes_functions(const SharedInvalidationMessage &m)
+{
+    return m.id >= 0 && (m.cc.id == PROCOID || m.cc.id == NAMESPACEOID);
+}
+
+/* How many of the transaction's invalidation messages so far concern functions or schemas (-1 below top level). */
+int64 function_changes_so_far()
+{
+    if (GetCurrentTransactionNestLevel() != 1)
+        return -1;
+    SharedInvalidationMessage *messages = nullptr;
+    bool init_file = false;
+    int n = xactGetCommittedInvalidationMessages(&messages, &init_file);
+    int64 count = 0;
+    for (int i = 0; i < n; i++)
+        if (changes_functions(messages[i]))
+            count++;
+    if (messages != nullptr)
+        pfree(messages);
+    return count;
+}
+
+void note_catalog_changes()
+{
+    SharedInvalidationMessage *messages = nullptr;
+    bool init_file = false;
+    int n = xactGetCommittedInvalidationMessages(&messages, &init_file);
+    int64 function_changes = 0;
+    for (int i = 0; i < n; i++) {
+        const SharedInvalidationMessage &m = messages[i];
+        if (m.id == SHAREDINVALRELCACHE_ID) {
+            if (m.rc.dbId != MyDatabaseId && m.rc.dbId != InvalidOid)
+                continue;
+            if (m.rc.relId == InvalidOid)
+                wrote_database = true;
+            else
+                note_written_slot(slot_of(m.rc.relId));
+        } else if (m.id == SHAREDINVALCATALOG_ID) {
+            wrote_database = true;
+        } else if (changes_functions(m)) {
+            /* A function's body or privileges, a schema's privileges: any query may use them. */
+            function_changes++;
+        }
+    }
+    if (messages != nullptr)
+        pfree(messages);
+    if (function_changes > 0 && (own_upgrade_changes < 0 || function_changes > own_upgrade_changes))
+        wrote_database = true;
+}
+
+/* Logical replication's apply worker writes without the executor's permission check. */
+bool writes_untracked_here()
+{
+    return MyBgworkerEntry != nullptr && strcmp(MyBgworkerEntry->bgw_type, "logical replication worker") == 0;
+}
+
+void publish_writes()
+{
+    if (written_count == 0 && !wrote_database && !wrote_everything)
+        return;
+    uint32 slots[kMaxWrittenSlots + 2];
+    int n = 0;
+    for (int i = 0; i < written_count; i++)
+        slots[n++] = written_slots[i];
+    if (wrote_database)
+        slots[n++] = core::dependency_slot(MyDatabaseId, InvalidOid);
+    if (wrote_everything)
+        slots[n++] = core::kEverythingSlot;
+    clock_state->bump(slots, size_t(n));
+    pg_atomic_fetch_add_u64(&shared->invalidations, uint64(n));
+}
+
+void on_xact_event(XactEvent event, void *)
+{
+    switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+            if (tracking_writes()) {
+                note_catalog_changes();
+                if (writes_untracked_here() && TransactionIdIsValid(GetTopTransactionIdIfAny()))
+                    wrote_database = true;
+            }
+            break;
+        case XACT_EVENT_COMMIT:
+            /* The commit is visible to new snapshots now, and COMMIT has not returned yet. */
+            if (clock_state != nullptr)
+                publish_writes();
+            forget_writes();
+            break;
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PREPARE: /* COMMIT PREPARED invalidates the database (process_utility) */
+        case XACT_EVENT_PARALLEL_COMMIT:
+        case XACT_EVENT_PARALLEL_ABORT:
+            forget_writes();
+            current_fill = nullptr;
+            break;
+        default:
+            break;
+    }
+}
+
+void process_utility(PlannedStmt *pstmt, const char *query, bool read_only_tree, ProcessUtilityContext context,
+                     ParamListInfo params, QueryEnvironment *env, DestReceiver *dest, QueryCompletion *qc)
+{
+    Node *stmt = pstmt->utilityStmt;
+    if (tracking_writes()) {
+        /* What a prepared transaction wrote is not known here: its commit concerns the whole database. */
+        if (IsA(stmt, TransactionStmt) && castNode(TransactionStmt, stmt)->kind == TRANS_STMT_COMMIT_PREPARED)
+            wrote_database = true;
+        /*
+         * A role that loses a membership or an attribute (BYPASSRLS,
+         * SUPERUSER), or is dropped (its members lose its privileges), may no
+         * longer read what it or its members read before: every value goes.
+         * (Creating a role, or granting, only adds rights.)
+         */
+        if ((IsA(stmt, GrantRoleStmt) && !castNode(GrantRoleStmt, stmt)->is_grant) || IsA(stmt, AlterRoleStmt) ||
+            IsA(stmt, DropRoleStmt))
+            wrote_everything = true;
+    }
+    bool own_upgrade = IsA(stmt, AlterExtensionStmt) && strcmp(castNode(AlterExtensionStmt, stmt)->extname, "tusk") == 0;
+    int64 before = own_upgrade ? function_changes_so_far() : 0;
+    if (previous_process_utility != nullptr)
+        previous_process_utility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+    else
+        standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+    if (own_upgrade && own_upgrade_changes >= 0) {
+        int64 after = function_changes_so_far();
+        own_upgrade_changes = (before < 0 || after < 0) ? -1 : own_upgrade_changes + (after - before);
+    }
+}
+
+void add_slot(FillRecorder *r, uint32 slot)
+{
+    for (uint32 i = 0; i < r->count; i++)
+        if (r->slots[i] == slot)
+            return;
+    if (r->count == r->capacity) {
+        uint32 capacity = r->capacity == 0 ? 16 : r->capacity * 2;
+        r->slots = static_cast<uint32 *>(r->slots == nullptr ? palloc(sizeof(uint32) * capacity)
+                                                             : repalloc(r->slots, sizeof(uint32) * capacity));
+        r->capacity = capacity;
+    }
+    r->slots[r->count++] = slot;
+}
+
+/* Adds into r's context: the slot array lives where r was begun. */
+void add_slot_in(FillRecorder *r, uint32 slot, MemoryContext context)
+{
+    MemoryContext previous = MemoryContextSwitchTo(context);
+    add_slot(r, slot);
+    MemoryContextSwitchTo(previous);
+}
+
+/*
+ * The saved clock: "pg_tusk_clock" in the data directory, written by the
+ * postmaster when it exits after a clean shutdown (pg_control says
+ * "shut down", so every commit's bump is in the counters), and removed as
+ * soon as it is read. A crash, an immediate shutdown, a server run
+ * without tusk in between (its shutdown checkpoint is another one) or a
+ * copy that starts as a standby finds no usable file: a new domain then
+ * retires every value that has dependencies.
+ */
+constexpr const char *kClockFile = "pg_tusk_clock";
+constexpr uint64 kClockFileMagic = 0x314b434f4c434b54; /* "TKCLOCK1" */
+
+struct SavedClockHeader {
+    uint64 magic;
+    uint64 slots;
+    uint64 domain;
+    uint64 clock;
+    XLogRecPtr checkpoint;
+};
+
+/* The shutdown checkpoint pg_control names, or InvalidXLogRecPtr when the server did not shut down cleanly. */
+XLogRecPtr clean_shutdown_checkpoint()
+{
+    bool crc_ok = false;
+    ControlFileData *control = get_controlfile(DataDir, &crc_ok);
+    XLogRecPtr checkpoint = InvalidXLogRecPtr;
+    if (control != nullptr && crc_ok && control->state == DB_SHUTDOWNED)
+        checkpoint = control->checkPoint;
+    if (control != nullptr)
+        pfree(control);
+    return checkpoint;
+}
+
+void save_clock(int code, Datum)
+{
+    if (code != 0 || clock_state == nullptr)
+        return;
+    XLogRecPtr checkpoint = clean_shutdown_checkpoint();
+    if (checkpoint == InvalidXLogRecPtr)
+        return;
+    SavedClockHeader header{kClockFileMagic, core::kDependencySlots, clock_state->domain(), 0, checkpoint};
+    auto *counters = static_cast<uint64 *>(
+        MemoryContextAllocExtended(TopMemoryContext, sizeof(uint64) * core::kDependencySlots, MCXT_ALLOC_NO_OOM));
+    if (counters == nullptr)
+        return;
+    header.clock = clock_state->save(counters);
+    char temp[MAXPGPATH];
+    snprintf(temp, sizeof temp, "%s.tmp", kClockFile);
+    FILE *file = AllocateFile(temp, PG_BINARY_W);
+    bool ok = file != nullptr && fwrite(&header, sizeof header, 1, file) == 1 &&
+              fwrite(counters, sizeof(uint64), core::kDependencySlots, file) == core::kDependencySlots;
+    if (file != nullptr && FreeFile(file) != 0)
+        ok = false;
+    pfree(counters);
+    if (ok)
+        ok = durable_rename(temp, kClockFile, LOG) == 0;
+    if (!ok) {
+        unlink(temp);
+        ereport(LOG, (errmsg("tusk: could not save the dependency clock; cached values with dependencies "
+                             "will not be served after the restart")));
+    }
+}
+
+bool signal_file_present(const char *name)
+{
+    struct stat st;
+    return stat(name, &st) == 0;
+}
+
+/* The clock saved at the last clean shutdown, laid out in memory; nullptr when there is none to trust. */
+core::DependencyClock *restore_saved_clock(void *memory)
+{
+    FILE *file = AllocateFile(kClockFile, PG_BINARY_R);
+    if (file == nullptr)
+        return nullptr;
+    SavedClockHeader header;
+    auto *counters = static_cast<uint64 *>(
+        MemoryContextAllocExtended(TopMemoryContext, sizeof(uint64) * core::kDependencySlots, MCXT_ALLOC_NO_OOM));
+    bool ok = counters != nullptr && fread(&header, sizeof header, 1, file) == 1 &&
+              header.magic == kClockFileMagic && header.slots == core::kDependencySlots &&
+              fread(counters, sizeof(uint64), core::kDependencySlots, file) == core::kDependencySlots;
+    FreeFile(file);
+    /* Read once: a crash after this start must not find it again. */
+    durable_unlink(kClockFile, LOG);
+    ok = ok && header.checkpoint != InvalidXLogRecPtr && header.checkpoint == clean_shutdown_checkpoint() &&
+         !signal_file_present(STANDBY_SIGNAL_FILE) && !signal_file_present(RECOVERY_SIGNAL_FILE);
+    core::DependencyClock *restored =
+        ok ? core::DependencyClock::restore(memory, header.domain, header.clock, counters) : nullptr;
+    if (counters != nullptr)
+        pfree(counters);
+    return restored;
+}
+
+}  // namespace
+
+void invalidation_define_gucs()
+{
+    DefineCustomBoolVariable("tusk.invalidation",
+                             "Invalidates cached values when the relations they read change.",
+                             "Off: this session's writes invalidate nothing and its fills depend on nothing "
+                             "(they are then bounded by their TTL only).",
+                             &invalidation_setting, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+}
+
+void invalidation_request_shmem()
+{
+    RequestAddinShmemSpace(MAXALIGN(core::DependencyClock::size()) + MAXALIGN(sizeof(InvalidationShared)));
+}
+
+void invalidation_startup_shmem()
+{
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found_clock = false, found_counters = false;
+    void *memory = ShmemInitStruct("tusk dependency clock", core::DependencyClock::size(), &found_clock);
+    shared = static_cast<InvalidationShared *>(
+        ShmemInitStruct("tusk invalidation counters", sizeof(InvalidationShared), &found_counters));
+    if (!found_clock) {
+        clock_state = restore_saved_clock(memory);
+        if (clock_state == nullptr) {
+            uint64 domain = 0;
+            if (!pg_strong_random(&domain, sizeof domain))
+                domain = uint64(GetCurrentTimestamp()) ^ (uint64(MyProcPid) << 32);
+            clock_state = core::DependencyClock::format(memory, domain == 0 ? 1 : domain);
+        }
+        pg_atomic_init_u64(&shared->invalidations, 0);
+        pg_atomic_init_u64(&shared->explicit_epoch, 0);
+        /* The postmaster saves the clock when it exits after a clean shutdown. */
+        if (!IsUnderPostmaster)
+            on_shmem_exit(save_clock, 0);
+    } else {
+        clock_state = reinterpret_cast<core::DependencyClock *>(memory);
+    }
+    LWLockRelease(AddinShmemInitLock);
+}
+
+void invalidation_install_hooks()
+{
+    previous_check_perms = ExecutorCheckPerms_hook;
+    ExecutorCheckPerms_hook = check_perms;
+    previous_process_utility = ProcessUtility_hook;
+    ProcessUtility_hook = process_utility;
+    RegisterXactCallback(on_xact_event, nullptr);
+}
+
+bool invalidation_active() { return invalidation_setting && clock_state != nullptr; }
+
+void fill_begin(FillRecorder *recorder)
+{
+    *recorder = FillRecorder{};
+    recorder->parent = current_fill;
+    recorder->active = invalidation_active();
+    recorder->context = CurrentMemoryContext;
+    if (!recorder->active)
+        recorder->flags |= core::kValidityNotTracked;
+    /* Before the query's snapshot (see core/dependency_clock.hpp). */
+    recorder->fill_clock = clock_state != nullptr ? clock_state->sample() : 0;
+    pg_memory_barrier();
+    current_fill = recorder;
+}
+
+void fill_end(FillRecorder *recorder)
+{
+    current_fill = recorder->parent;
+    FillRecorder *parent = recorder->parent;
+    if (parent == nullptr)
+        return;
+    /* The outer value depends on what the inner fill read, as of the older of their clocks. */
+    MemoryContext context = parent->context;
+    for (uint32 i = 0; i < recorder->count; i++)
+        add_slot_in(parent, recorder->slots[i], context);
+    parent->flags |= recorder->flags;
+    parent->private_data |= recorder->private_data;
+    parent->fill_clock = std::min(parent->fill_clock, recorder->fill_clock);
+}
+
+void fill_abandon(FillRecorder *recorder) { current_fill = recorder->parent; }
+
+FillRecorder *fill_activate(FillRecorder *recorder)
+{
+    FillRecorder *previous = current_fill;
+    current_fill = recorder;
+    return previous;
+}
+
+void fill_note_plan(PlannedStmt *plan)
+{
+    FillRecorder *r = current_fill;
+    if (r == nullptr || !r->active || plan == nullptr)
+        return;
+    MemoryContext context = r->context;
+    ListCell *lc;
+    foreach (lc, plan->rtable) {
+        RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+        if (rte->rtekind != RTE_RELATION)
+            continue;
+        char kind = rte->relkind;
+        if (kind == RELKIND_FOREIGN_TABLE || kind == RELKIND_SEQUENCE || IsCatalogRelationOid(rte->relid) ||
+            rte->relid < FirstNormalObjectId) {
+            /* Changes tusk cannot see: the value is bounded by its TTL only. */
+            r->flags |= core::kValidityUntracked;
+            continue;
+        }
+        if (get_rel_persistence(rte->relid) == RELPERSISTENCE_TEMP)
+            r->private_data = true;
+        add_slot_in(r, slot_of(rte->relid), context);
+    }
+}
+
+void fill_note_value(const uint8_t *validity, size_t length)
+{
+    FillRecorder *r = current_fill;
+    if (r == nullptr)
+        return;
+    core::ValidityHeader header;
+    const uint8_t *slots;
+    if (!core::decode_validity(validity, length, header, slots))
+        return;
+    MemoryContext context = r->context;
+    r->flags |= header.flags & core::kValidityUntracked;
+    if (header.count == 0)
+        return;
+    for (uint32 i = 0; i < header.count; i++)
+        add_slot_in(r, core::validity_slot(slots, i), context);
+    r->fill_clock = std::min(r->fill_clock, header.fill_clock);
+}
+
+uint8_t *fill_validity(const FillRecorder *r, size_t *length)
+{
+    if (r->private_data)
+        return nullptr;
+    core::ValidityHeader header;
+    header.flags = r->flags;
+    header.domain = clock_state != nullptr ? clock_state->domain() : 0;
+    header.fill_clock = r->fill_clock;
+    uint32 extra[2];
+    uint32 n_extra = 0;
+    bool whole_database = r->count + 2 > core::kMaxValiditySlots;
+    if (r->active) {
+        /* Every value computed by a query: changes to functions, schemas and roles. */
+        extra[n_extra++] = core::dependency_slot(MyDatabaseId, InvalidOid);
+        extra[n_extra++] = core::kEverythingSlot;
+    }
+    uint32 count = r->active ? (whole_database ? 0 : r->count) + n_extra : 0;
+    header.count = uint16_t(count);
+    auto *out = static_cast<uint8_t *>(palloc(core::validity_size(count)));
+    auto *slots = static_cast<uint32 *>(palloc(sizeof(uint32) * (count + 1)));
+    uint32 k = 0;
+    if (r->active && !whole_database)
+        for (uint32 i = 0; i < r->count; i++)
+            slots[k++] = r->slots[i];
+    for (uint32 i = 0; i < n_extra && r->active; i++)
+        slots[k++] = extra[i];
+    /* Too many relations: the value depends on every write to its database instead. */
+    *length = core::encode_validity(header, slots, out);
+    pfree(slots);
+    return out;
+}
+
+uint8_t *explicit_validity(const Oid *relations, int count, size_t *length)
+{
+    core::ValidityHeader header;
+    header.domain = clock_state != nullptr ? clock_state->domain() : 0;
+    header.fill_clock = clock_state != nullptr ? clock_state->sample() : 0;
+    if (count > 0 && !invalidation_active())
+        header.flags |= core::kValidityNotTracked;
+    uint32 n = invalidation_active() ? uint32(std::min<int>(count, int(core::kMaxValiditySlots))) : 0;
+    header.count = uint16_t(n);
+    auto *slots = static_cast<uint32 *>(palloc(sizeof(uint32) * (n + 1)));
+    for (uint32 i = 0; i < n; i++)
+        slots[i] = slot_of(relations[i]);
+    auto *out = static_cast<uint8_t *>(palloc(core::validity_size(n)));
+    *length = core::encode_validity(header, slots, out);
+    pfree(slots);
+    return out;
+}
+
+bool validity_current(const uint8_t *validity, size_t length)
+{
+    if (clock_state == nullptr) {
+        core::ValidityHeader header;
+        const uint8_t *slots;
+        return core::decode_validity(validity, length, header, slots) && header.count == 0;
+    }
+    return clock_state->is_current(validity, length);
+}
+
+bool validity_describe(const uint8_t *validity, size_t length, uint64_t *fill_clock, uint16_t *flags,
+                       uint32_t *count)
+{
+    core::ValidityHeader header;
+    const uint8_t *slots;
+    if (!core::decode_validity(validity, length, header, slots))
+        return false;
+    *fill_clock = header.fill_clock;
+    *flags = header.flags;
+    *count = header.count;
+    return true;
+}
+
+void invalidate_relation_now(Oid relation)
+{
+    if (clock_state == nullptr)
+        return;
+    /* Not deferred to commit: the caller asks for the values to go now, whatever its transaction does. */
+    uint32 slots[kMaxWrittenSlots];
+    int n = 0;
+    slots[n++] = slot_of(relation);
+    if (has_subclass(relation)) {
+        List *descendants = find_all_inheritors(relation, NoLock, nullptr);
+        ListCell *lc;
+        foreach (lc, descendants) {
+            if (n == kMaxWrittenSlots) {
+                slots[0] = core::dependency_slot(MyDatabaseId, InvalidOid);
+                n = 1;
+                break;
+            }
+            slots[n++] = slot_of(lfirst_oid(lc));
+        }
+        list_free(descendants);
+    }
+    clock_state->bump(slots, size_t(n));
+    pg_atomic_fetch_add_u64(&shared->invalidations, uint64(n));
+}
+
+uint64_t explicit_epoch() { return shared != nullptr ? pg_atomic_read_u64(&shared->explicit_epoch) : 0; }
+
+uint64_t bump_explicit_epoch()
+{
+    return shared != nullptr ? pg_atomic_fetch_add_u64(&shared->explicit_epoch, 1) : 0;
+}
+
+uint64_t invalidation_count() { return shared != nullptr ? pg_atomic_read_u64(&shared->invalidations) : 0; }
+
+void invalidation_reset_count()
+{
+    if (shared != nullptr)
+        pg_atomic_write_u64(&shared->invalidations, 0);
+}
+
+}  // namespace tusk
