@@ -190,6 +190,16 @@ SQL
 rc=$?
 [ $rc -eq 0 ] || exit $rc
 
+say "Invalidation: the GRANT on orders above changed who may read it, so it retired the cached report; the next call runs the query again and stores it"
+run_psql <<'SQL' || exit 1
+\pset footer off
+\set report 'SELECT customer, region, count(*) AS orders, sum(amount) AS revenue FROM orders WHERE placed_at >= ''2026-01-01'' GROUP BY customer, region ORDER BY revenue DESC LIMIT 10'
+\timing on
+SELECT jsonb_array_length(tusk_cached('top_customers_2026', '5 min', :'report')) AS rows;
+\timing off
+SELECT tier, ttl_left, dependencies FROM tusk_cache_entry('top_customers_2026');
+SQL
+
 say "The same entry in Redis, as any other program sees it (key: prefix, database, role, your key):"
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --scan --pattern 'tusk:*top_customers*'
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" GET 'tusk:postgres:postgres:top_customers_2026' | cut -c 1-160
