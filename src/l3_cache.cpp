@@ -83,6 +83,7 @@ extern "C" {
 
 #include "core/cache_key.hpp"
 #include "invalidation.hpp"
+#include "subtransaction.hpp"
 #include "pending.hpp"
 
 namespace tusk {
@@ -316,36 +317,8 @@ template <typename Body> void as_table_owner(Body &&body)
  */
 template <typename Write> bool write_in_subtransaction(Write &&write)
 {
-    MemoryContext context = CurrentMemoryContext;
-    ResourceOwner owner = CurrentResourceOwner;
-    volatile bool wrote = false;
-    ErrorData *volatile error = nullptr;
-    BeginInternalSubTransaction(nullptr);
-    MemoryContextSwitchTo(context);
-    PG_TRY();
-    {
-        int nest_level = NewGUCNestLevel();
-        set_config_option("lock_timeout", kFillLockTimeout, PGC_USERSET, PGC_S_SESSION,
-                          GUC_ACTION_SAVE, true, 0, false);
-        wrote = write();
-        AtEOXact_GUC(true, nest_level);
-        if (wrote)
-            ReleaseCurrentSubTransaction();
-        else
-            RollbackAndReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(context);
-        CurrentResourceOwner = owner;
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(context);
-        error = CopyErrorData();
-        FlushErrorState();
-        RollbackAndReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(context);
-        CurrentResourceOwner = owner;
-    }
-    PG_END_TRY();
+    bool wrote = false;
+    ErrorData *error = in_subtransaction(kFillLockTimeout, write, &wrote);
     if (error == nullptr)
         return wrote;
     if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)

@@ -14,6 +14,8 @@
  */
 #include "single_flight.hpp"
 
+#include "subtransaction.hpp"
+
 extern "C" {
 #include "access/xact.h"
 #include "miscadmin.h"
@@ -57,34 +59,14 @@ LOCKTAG flight_tag(uint64 key_hash, const core::Fingerprint &fingerprint)
  */
 void wait_for_filler(const LOCKTAG &tag)
 {
-    MemoryContext context = CurrentMemoryContext;
-    ResourceOwner owner = CurrentResourceOwner;
-    ErrorData *volatile error = nullptr;
     char timeout[32];
     snprintf(timeout, sizeof timeout, "%d", fill_wait_timeout_ms > 0 ? fill_wait_timeout_ms : 1);
-    BeginInternalSubTransaction(nullptr);
-    MemoryContextSwitchTo(context);
-    PG_TRY();
-    {
-        int nest_level = NewGUCNestLevel();
-        set_config_option("lock_timeout", timeout, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    bool granted = false;
+    ErrorData *error = in_subtransaction(timeout, [&tag]() -> bool {
         (void) LockAcquire(&tag, ShareLock, false, false);
         LockRelease(&tag, ShareLock, false);
-        AtEOXact_GUC(true, nest_level);
-        ReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(context);
-        CurrentResourceOwner = owner;
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(context);
-        error = CopyErrorData();
-        FlushErrorState();
-        RollbackAndReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(context);
-        CurrentResourceOwner = owner;
-    }
-    PG_END_TRY();
+        return true;
+    }, &granted);
     if (error == nullptr)
         return;
     if (error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE && error->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
