@@ -136,6 +136,14 @@ SELECT tier, ttl_left > '59 min' AS ttl_ok, dependencies > 2 AS has_dependencies
 FROM tusk_cache_entry('inv:sum');
 SELECT tusk_cached('inv:catalog', '1 hour', $$SELECT count(*) > 0 AS ok FROM pg_class WHERE relname = 'inv_t'$$);
 SELECT tier, ttl_only FROM tusk_cache_entry('inv:catalog');
+CREATE EXTENSION file_fdw;
+CREATE SERVER inv_files FOREIGN DATA WRAPPER file_fdw;
+CREATE FOREIGN TABLE inv_foreign (line text) SERVER inv_files OPTIONS (filename '/dev/null');
+SELECT tusk_cached('inv:foreign', '1 hour', 'SELECT count(*) AS n FROM inv_foreign JOIN inv_t ON true');
+SELECT tier, dependencies > 2 AS still_tracks_inv_t, ttl_only FROM tusk_cache_entry('inv:foreign');
+DROP FOREIGN TABLE inv_foreign;
+DROP SERVER inv_files;
+DROP EXTENSION file_fdw;
 SELECT tusk_cached('inv:constant', '1 hour', 'SELECT 1 AS one');
 SELECT tier, dependencies, ttl_only FROM tusk_cache_entry('inv:constant');
 SELECT count(*) AS rows_for_a_missing_key FROM tusk_cache_entry('inv:none');

@@ -185,8 +185,13 @@ bool write_pending_to_l3()
 
 /*
  * At COMMIT: the values that are still current go to L1, and to L2 in
- * pipelined round trips (l2_put_many), never one round trip per value.
+ * pipelined round trips (l2_put_many), never one round trip per value, and
+ * at most kMaxPublished values or kMaxPublishedBytes of them (the newest
+ * values past that are in L1 and L3 only).
  */
+constexpr int kMaxPublished = 4096;
+constexpr size_t kMaxPublishedBytes = 64 * 1024 * 1024;
+
 void publish_pending()
 {
     /* A delete since PRE_COMMIT: these values may be what it removed. */
@@ -208,14 +213,18 @@ void publish_pending()
         entries[k++] = e;
     /* Oldest first, so that when L1 must evict, the newest values are the ones it keeps. */
     int n = 0;
+    size_t published_bytes = 0;
     for (int i = count - 1; i >= 0; i--) {
         PendingEntry *e = entries[i];
         if (e->shared_now || e->expires_at <= now || !validity_current(e->validity, e->validity_length))
             continue;
         EncodedKey key{e->key, e->key_length, e->hash};
         l1_put(key, e->fingerprint, e->value, e->validity, e->validity_length, e->expires_at, now);
-        if (e->l2_key != nullptr)
+        /* Bounded: a commit waits for at most kMaxPublished values' worth of Redis round trips. */
+        if (e->l2_key != nullptr && n < kMaxPublished && published_bytes + e->l2_length <= kMaxPublishedBytes) {
             puts[n++] = L2Put{e->l2_key, e->l2_value, e->l2_length, core::remaining_ttl(e->expires_at, now)};
+            published_bytes += e->l2_length;
+        }
     }
     if (n > 0)
         l2_put_many(puts, n);
