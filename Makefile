@@ -12,6 +12,7 @@ OBJS = \
 	src/l1_cache.o \
 	src/l2_cache.o \
 	src/l3_cache.o \
+	src/l3_queue.o \
 	src/pending.o \
 	src/invalidation.o \
 	src/single_flight.o \

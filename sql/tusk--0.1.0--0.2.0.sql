@@ -42,6 +42,13 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION tusk_cache_invalidate_relation(regclass) IS
   'Retires now every cached value (of every role) that depends on relation or its partitions';
 
+CREATE FUNCTION tusk_cache_l3_wait(timeout interval DEFAULT '10s')
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'tusk_cache_l3_wait'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tusk_cache_l3_wait(interval) IS
+  'Waits until the L3 rows this database''s fills queued so far are written; false after timeout';
+
 CREATE FUNCTION tusk_cache_entry(key text,
     OUT tier text,
     OUT ttl_left interval,

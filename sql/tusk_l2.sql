@@ -9,6 +9,7 @@ SELECT setting <> '' AS l2_configured FROM pg_settings WHERE name = 'tusk.redis_
 -- a fill writes L1 and L2; the next call is an L1 hit
 SELECT tusk_cached('l2 fill', '5 min', 'SELECT 1 AS one');
 SELECT tusk_cached('l2 fill', '5 min', 'SELECT 1 AS one');
+SELECT tusk_cache_l3_wait() AS l3_written;
 SELECT tier, hits, misses, sets, errors FROM tusk_cache_stats ORDER BY tier;
 
 -- entries above tusk.l1_max_entry_size are served from L2
@@ -20,6 +21,7 @@ SELECT tusk_cache_stats_reset();
 SELECT length(tusk_cached('wide', '5 min', 'SELECT repeat(''w'', 2000) AS w')::text) AS len;
 SELECT length(tusk_cached('wide', '5 min', 'SELECT repeat(''w'', 2000) AS w')::text) AS len;
 SELECT length(tusk_cache_get('wide')::text) AS len_via_get;
+SELECT tusk_cache_l3_wait() AS l3_written;
 SELECT tier, hits, misses, sets, errors FROM tusk_cache_stats ORDER BY tier;
 
 -- values of every shape come back from L2 equal to what was stored: plain JSON

@@ -1,6 +1,7 @@
--- L3, the table tier: filled with L1, read below it, written in the caller's
--- transaction, never served expired, private to tusk, and safe from the
--- caller's search_path.
+-- L3, the table tier: filled with L1, read below it, written by the L3 writer
+-- (reading transactions' fills) or in the caller's transaction (its own
+-- values), never served expired, private to tusk, and safe from the caller's
+-- search_path.
 SELECT tusk_cache_flush() >= 0 AS flushed;
 SELECT tusk_cache_stats_reset();
 CREATE TABLE l3_items (id int, name text);
@@ -10,6 +11,7 @@ GRANT SELECT ON l3_items TO regress_tusk_l3_reader;
 
 -- a fill writes a row: the role's key, the value, a 16-byte fingerprint and the expiry
 SELECT tusk_cached('items', '5 min', 'SELECT id, name FROM l3_items WHERE id <= 2 ORDER BY id');
+SELECT tusk_cache_l3_wait() AS written;
 SELECT role_id = 'postgres'::regrole AS own_role, key, value, octet_length(fingerprint) AS fingerprint_bytes,
        expires_at - stored_at BETWEEN '4 min' AND '5 min' AS ttl_kept
 FROM tusk_cache_l3;
@@ -17,6 +19,7 @@ SELECT tusk_cache_set('plain', '{"a": 1}', '1 hour') AS stored;
 SELECT key, value FROM tusk_cache_l3 ORDER BY key;
 -- the same key with another query replaces the row
 SELECT tusk_cached('items', '5 min', 'SELECT count(*) AS n FROM l3_items');
+SELECT tusk_cache_l3_wait() AS written;
 SELECT value FROM tusk_cache_l3 WHERE key = 'items';
 SELECT tier, sets FROM tusk_cache_stats ORDER BY tier;
 
@@ -46,12 +49,15 @@ SELECT count(*) AS expired_row_removed_by_a_fill FROM tusk_cache_l3 WHERE key = 
 SELECT expirations FROM tusk_cache_stats WHERE tier = 'l3';
 
 -- transactions: a reading transaction's fills are served from L1 at once and
--- reach L3 when it commits, in one batch, holding no locks meanwhile
+-- reach L3 through the L3 writer, in its transactions: the reading one takes
+-- no transaction id and keeps nothing until it commits; its tusk_cache_set
+-- values are written when it commits, in one batch, holding no locks meanwhile
 SELECT tusk_cache_flush() >= 0 AS flushed;
 SELECT tusk_cache_stats_reset();
 BEGIN;
 SELECT tusk_cached('t1', '5 min', 'SELECT count(*) AS n FROM l3_items');
-SELECT txid_current_if_assigned() IS NULL AS no_xid_before_commit,
+SELECT tusk_cache_l3_wait() AS written;
+SELECT txid_current_if_assigned() IS NULL AS no_xid,
        (SELECT count(*) FROM tusk_cache_l3 WHERE key = 't1') AS t1_rows_before_commit;
 SELECT tusk_cached('t1', '5 min', 'SELECT count(*) AS n FROM l3_items');
 SELECT hits, misses FROM tusk_cache_stats WHERE tier = 'l1';
@@ -166,6 +172,7 @@ SELECT tier, entries, bytes > 0 AS has_bytes, capacity_bytes, evictions FROM tus
 SELECT tusk_cache_stats_reset();
 ALTER TABLE tusk_cache_l3 ADD CONSTRAINT regress_refuse CHECK (key <> 'refused' AND key <> 'refused too');
 SELECT tusk_cached('refused', '5 min', 'SELECT 1 AS one');
+SELECT tusk_cache_l3_wait() AS written;  -- (the writer's warning is in the server log)
 SELECT tusk_cache_set('refused too', '2', '5 min') AS stored;
 SELECT tusk_cache_get('refused too');
 SELECT errors, sets FROM tusk_cache_stats WHERE tier = 'l3';

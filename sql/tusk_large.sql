@@ -38,6 +38,7 @@ SELECT length(tusk_cached('big', '5 min',
   'SELECT g AS id, repeat(''x'', 1000) AS payload FROM generate_series(1, 30000) g')::text) AS json_length;
 SELECT jsonb_array_length(tusk_cached('big', '5 min',
   'SELECT g AS id, repeat(''x'', 1000) AS payload FROM generate_series(1, 30000) g')) AS rows;
+SELECT tusk_cache_l3_wait() AS l3_written;
 SELECT tier, hits, misses, sets FROM tusk_cache_stats WHERE tier IN ('l1', 'l3') ORDER BY tier;
 -- a transaction that has written: L3 keeps the value when it commits
 BEGIN;
@@ -55,6 +56,7 @@ SELECT jsonb_array_length(tusk_cache_get('medium')) AS medium_elements;
 SELECT tusk_cached((SELECT string_agg(md5(g::text), '') FROM generate_series(1, 64) g), '5 min', 'SELECT 1 AS one');
 SELECT tusk_cached((SELECT string_agg(md5(g::text), '') FROM generate_series(1, 64) g), '5 min', 'SELECT 1 AS one');
 SELECT tusk_cache_get(repeat('k', 2047)) IS NULL AS other_key_misses;
+SELECT tusk_cache_l3_wait() AS l3_written;
 SELECT count(*) AS l3_row_of_longest_key FROM tusk_cache_l3 WHERE octet_length(key) = 2048;
 
 -- L1 alone again: 100 MB of churn is L1's business

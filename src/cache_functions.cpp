@@ -39,6 +39,7 @@ PG_FUNCTION_INFO_V1(tusk_cache_stats);
 PG_FUNCTION_INFO_V1(tusk_cache_stats_reset);
 PG_FUNCTION_INFO_V1(tusk_cache_invalidate_relation);
 PG_FUNCTION_INFO_V1(tusk_cache_entry);
+PG_FUNCTION_INFO_V1(tusk_cache_l3_wait);
 }
 
 #include <algorithm>
@@ -54,6 +55,7 @@ PG_FUNCTION_INFO_V1(tusk_cache_entry);
 #include "l1_cache.hpp"
 #include "l2_cache.hpp"
 #include "l3_cache.hpp"
+#include "l3_queue.hpp"
 #include "metrics.hpp"
 #include "pending.hpp"
 #include "query_runner.hpp"
@@ -336,9 +338,15 @@ bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Json
     if (l2_on && l2_store_checked(l2_key, l2_value, l2_length, ttl, from.epoch))
         stored = true;
     if (l3_on) {
-        /* Written to L3 when this transaction commits, in one batch with its other fills. */
-        pending_put_l3(key.l1, fingerprint, raw, from.validity.bytes, from.validity.length, expires_at,
-                       from.epoch, false);
+        /*
+         * Written to L3 by the database's L3 writer (this transaction takes
+         * no id for it), or when the queue cannot take it, by this
+         * transaction when it commits, in one batch with its other fills.
+         */
+        if (!l3_queue_put(key.l1, fingerprint, raw, from.validity.bytes, from.validity.length, expires_at,
+                          from.epoch))
+            pending_put_l3(key.l1, fingerprint, raw, from.validity.bytes, from.validity.length, expires_at,
+                           from.epoch, false);
         stored = true;
     }
     return stored;
@@ -486,8 +494,10 @@ void start_miss_stream(CachedRows *rows, MemoryContext context)
     Datum *values;
     char *nulls;
     SPIPlanPtr plan = prepare_read_only(sql, rows->call.params, "tusk_cached_rows", &values, &nulls);
-    /* Before the cursor's snapshot, after the statement's own analysis. */
+    /* Before the cursor's snapshot, after the statement's own analysis; in the stream's context, not SPI's. */
+    MemoryContext spi = MemoryContextSwitchTo(context);
     miss_begin(&rows->start);
+    MemoryContextSwitchTo(spi);
     PG_TRY();
     {
         row_stream_open(rows->stream, plan, values, nulls, true);
@@ -515,6 +525,9 @@ bool next_streamed_row(CachedRows *rows, Datum *row)
         fill_activate(previous);
     }
     PG_END_TRY();
+    /* A fill around this stream depends on what the stream read too. */
+    if (previous != nullptr)
+        fill_absorb(previous, &rows->start.recorder);
     return more;
 }
 
@@ -738,6 +751,17 @@ Datum cache_invalidate_relation(FunctionCallInfo fcinfo)
     PG_RETURN_VOID();
 }
 
+Datum cache_l3_wait(FunctionCallInfo fcinfo)
+{
+    require_preloaded();
+    require_arg(fcinfo, 0, "timeout");
+    Interval *timeout = PG_GETARG_INTERVAL_P(0);
+    int64 micros;
+    if (core::interval_to_ttl(timeout->month, timeout->day, timeout->time, micros) != core::TtlStatus::Ok)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("timeout must be greater than zero")));
+    PG_RETURN_BOOL(l3_queue_wait(micros / 1000));
+}
+
 /*
  * tusk_cache_entry: where key is cached for the current role, its TTL left
  * and what it depends on. Like any lookup, it finds only what may be
@@ -911,6 +935,11 @@ Datum tusk_cache_invalidate_relation(PG_FUNCTION_ARGS)
 Datum tusk_cache_entry(PG_FUNCTION_ARGS)
 {
     return tusk::sql_entry([fcinfo] { return tusk::cache_entry(fcinfo); });
+}
+
+Datum tusk_cache_l3_wait(PG_FUNCTION_ARGS)
+{
+    return tusk::sql_entry([fcinfo] { return tusk::cache_l3_wait(fcinfo); });
 }
 
 }

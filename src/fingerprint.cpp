@@ -84,6 +84,7 @@ void add_setting_by_name(core::FingerprintBuilder &builder, const char *name)
 /* tusk.fingerprint_settings, split into names (in TopMemoryContext), again whenever it changes. */
 List *listed_settings = NIL;
 char *listed_source = nullptr;
+char *listed_copy = nullptr;
 
 List *listed_setting_names()
 {
@@ -93,8 +94,12 @@ List *listed_setting_names()
     MemoryContext previous = MemoryContextSwitchTo(TopMemoryContext);
     if (listed_source != nullptr)
         pfree(listed_source);
+    if (listed_copy != nullptr)
+        pfree(listed_copy);
+    list_free(listed_settings);
     listed_source = pstrdup(source);
     char *copy = pstrdup(source);
+    listed_copy = copy; /* the names point into it */
     List *names = NIL;
     if (!SplitIdentifierString(copy, ',', &names))
         names = NIL; /* the check hook refuses such a value; an old one just adds nothing */

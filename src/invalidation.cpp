@@ -17,6 +17,7 @@
 extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "catalog/pg_control.h"
 #include "common/controldata_utils.h"
 #include "storage/fd.h"
@@ -39,6 +40,11 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+
+/* From libpq/auth.h, whose includes need the GSSAPI headers. */
+struct Port;
+typedef void (*ClientAuthentication_hook_type)(struct Port *, int);
+extern PGDLLIMPORT ClientAuthentication_hook_type ClientAuthentication_hook;
 }
 
 #include <algorithm>
@@ -60,6 +66,24 @@ InvalidationShared *shared = nullptr;
 
 FillRecorder *current_fill = nullptr;
 
+/*
+ * The clock when this backend's previous transaction ended (or when it
+ * authenticated): before every snapshot of the current transaction, so a
+ * value that the current transaction computed in SQL and hands to
+ * tusk_cache_set can be stamped with it. 0 before the first sample.
+ */
+uint64 clock_at_transaction_start = 0;
+XLogRecPtr replay_at_transaction_start = InvalidXLogRecPtr;
+
+/* On a hot standby: how far replay has got (its commits run no tusk code, so this is the clock there). */
+XLogRecPtr replay_position() { return GetXLogReplayRecPtr(nullptr); }
+
+void sample_transaction_start()
+{
+    clock_at_transaction_start = clock_state->sample();
+    replay_at_transaction_start = RecoveryInProgress() ? replay_position() : InvalidXLogRecPtr;
+}
+
 /* What the current transaction wrote. */
 constexpr int kMaxWrittenSlots = 512;
 uint32 written_slots[kMaxWrittenSlots];
@@ -79,9 +103,22 @@ int seen_count = 0;
 int64 own_upgrade_changes = 0;
 
 ExecutorCheckPerms_hook_type previous_check_perms = nullptr;
+ClientAuthentication_hook_type previous_client_authentication = nullptr;
+
+/* A new session: its first transaction's snapshots come after this. */
+void client_authentication(Port *port, int status)
+{
+    if (clock_state != nullptr)
+        sample_transaction_start();
+    if (previous_client_authentication != nullptr)
+        previous_client_authentication(port, status);
+}
 ProcessUtility_hook_type previous_process_utility = nullptr;
 
 uint32 slot_of(Oid relation) { return core::dependency_slot(MyDatabaseId, relation); }
+
+/* Bumped by every commit that writes anything in the database (relation 1 is no relation's OID). */
+uint32 any_write_slot() { return core::dependency_slot(MyDatabaseId, 1); }
 
 void forget_writes()
 {
@@ -208,12 +245,14 @@ void publish_writes()
 {
     if (written_count == 0 && !wrote_database && !wrote_everything)
         return;
-    uint32 slots[kMaxWrittenSlots + 2];
+    uint32 slots[kMaxWrittenSlots + 3];
     int n = 0;
     for (int i = 0; i < written_count; i++)
         slots[n++] = written_slots[i];
     if (wrote_database)
         slots[n++] = core::dependency_slot(MyDatabaseId, InvalidOid);
+    /* Values that read too many relations to list them depend on this one. */
+    slots[n++] = any_write_slot();
     if (wrote_everything)
         slots[n++] = core::kEverythingSlot;
     clock_state->bump(slots, size_t(n));
@@ -226,14 +265,17 @@ void on_xact_event(XactEvent event, void *)
         case XACT_EVENT_PRE_COMMIT:
             if (tracking_writes()) {
                 note_catalog_changes();
-                if (writes_untracked_here() && TransactionIdIsValid(GetTopTransactionIdIfAny()))
+                /* (a two-phase COMMIT PREPARED it applies has no transaction id of its own: every commit counts) */
+                if (writes_untracked_here())
                     wrote_database = true;
             }
             break;
         case XACT_EVENT_COMMIT:
             /* The commit is visible to new snapshots now, and COMMIT has not returned yet. */
-            if (clock_state != nullptr)
+            if (clock_state != nullptr) {
                 publish_writes();
+                sample_transaction_start();
+            }
             forget_writes();
             break;
         case XACT_EVENT_ABORT:
@@ -242,6 +284,8 @@ void on_xact_event(XactEvent event, void *)
         case XACT_EVENT_PARALLEL_ABORT:
             forget_writes();
             current_fill = nullptr;
+            if (clock_state != nullptr)
+                sample_transaction_start();
             break;
         default:
             break;
@@ -254,16 +298,20 @@ void process_utility(PlannedStmt *pstmt, const char *query, bool read_only_tree,
     Node *stmt = pstmt->utilityStmt;
     if (tracking_writes()) {
         /* What a prepared transaction wrote is not known here: its commit concerns the whole database. */
+        /* (and it may have changed roles, which concern every database) */
         if (IsA(stmt, TransactionStmt) && castNode(TransactionStmt, stmt)->kind == TRANS_STMT_COMMIT_PREPARED)
-            wrote_database = true;
+            wrote_everything = true;
         /*
-         * A role that loses a membership or an attribute (BYPASSRLS,
-         * SUPERUSER), or is dropped (its members lose its privileges), may no
-         * longer read what it or its members read before: every value goes.
-         * (Creating a role, or granting, only adds rights.)
+         * A role that loses or gains a membership (a policy may test
+         * NOT pg_has_role()) or an attribute (BYPASSRLS, SUPERUSER), or is
+         * dropped (its members lose its privileges), may no longer read
+         * what it or its members read before: every value goes. So for a
+         * renamed role or database: L2 names them, and a new one may take
+         * the old name. (Creating a role only adds one nobody used.)
          */
-        if ((IsA(stmt, GrantRoleStmt) && !castNode(GrantRoleStmt, stmt)->is_grant) || IsA(stmt, AlterRoleStmt) ||
-            IsA(stmt, DropRoleStmt))
+        bool renames_scope = IsA(stmt, RenameStmt) && (castNode(RenameStmt, stmt)->renameType == OBJECT_ROLE ||
+                                                       castNode(RenameStmt, stmt)->renameType == OBJECT_DATABASE);
+        if (IsA(stmt, GrantRoleStmt) || IsA(stmt, AlterRoleStmt) || IsA(stmt, DropRoleStmt) || renames_scope)
             wrote_everything = true;
     }
     bool own_upgrade = IsA(stmt, AlterExtensionStmt) && strcmp(castNode(AlterExtensionStmt, stmt)->extname, "tusk") == 0;
@@ -280,9 +328,16 @@ void process_utility(PlannedStmt *pstmt, const char *query, bool read_only_tree,
 
 void add_slot(FillRecorder *r, uint32 slot)
 {
+    if (r->too_many)
+        return;
     for (uint32 i = 0; i < r->count; i++)
         if (r->slots[i] == slot)
             return;
+    /* More than a record can list (and room for the three below): every write to the database counts. */
+    if (r->count + 3 >= core::kMaxValiditySlots) {
+        r->too_many = true;
+        return;
+    }
     if (r->count == r->capacity) {
         uint32 capacity = r->capacity == 0 ? 16 : r->capacity * 2;
         r->slots = static_cast<uint32 *>(r->slots == nullptr ? palloc(sizeof(uint32) * capacity)
@@ -441,6 +496,8 @@ void invalidation_install_hooks()
     ExecutorCheckPerms_hook = check_perms;
     previous_process_utility = ProcessUtility_hook;
     ProcessUtility_hook = process_utility;
+    previous_client_authentication = ClientAuthentication_hook;
+    ClientAuthentication_hook = client_authentication;
     RegisterXactCallback(on_xact_event, nullptr);
 }
 
@@ -456,23 +513,41 @@ void fill_begin(FillRecorder *recorder)
         recorder->flags |= core::kValidityNotTracked;
     /* Before the query's snapshot (see core/dependency_clock.hpp). */
     recorder->fill_clock = clock_state != nullptr ? clock_state->sample() : 0;
+    if (RecoveryInProgress()) {
+        recorder->flags |= core::kValidityReplay;
+        recorder->replay = replay_position();
+    }
     pg_memory_barrier();
     current_fill = recorder;
+}
+
+/* A value read on a standby is current only while replay stays where the oldest read left it. */
+void absorb_replay(FillRecorder *into, uint16 flags, uint64 replay)
+{
+    if (!(flags & core::kValidityReplay))
+        return;
+    if (!(into->flags & core::kValidityReplay) || replay < into->replay)
+        into->replay = replay;
+    into->flags |= core::kValidityReplay;
+}
+
+void fill_absorb(FillRecorder *into, const FillRecorder *from)
+{
+    /* The outer value depends on what the inner fill read, as of the older of their clocks. */
+    for (uint32 i = 0; i < from->count; i++)
+        add_slot_in(into, from->slots[i], into->context);
+    into->flags |= from->flags & ~core::kValidityNotTracked;
+    into->private_data |= from->private_data;
+    into->fill_clock = std::min(into->fill_clock, from->fill_clock);
+    into->too_many |= from->too_many;
+    absorb_replay(into, from->flags, from->replay);
 }
 
 void fill_end(FillRecorder *recorder)
 {
     current_fill = recorder->parent;
-    FillRecorder *parent = recorder->parent;
-    if (parent == nullptr)
-        return;
-    /* The outer value depends on what the inner fill read, as of the older of their clocks. */
-    MemoryContext context = parent->context;
-    for (uint32 i = 0; i < recorder->count; i++)
-        add_slot_in(parent, recorder->slots[i], context);
-    parent->flags |= recorder->flags;
-    parent->private_data |= recorder->private_data;
-    parent->fill_clock = std::min(parent->fill_clock, recorder->fill_clock);
+    if (recorder->parent != nullptr)
+        fill_absorb(recorder->parent, recorder);
 }
 
 void fill_abandon(FillRecorder *recorder) { current_fill = recorder->parent; }
@@ -519,6 +594,7 @@ void fill_note_value(const uint8_t *validity, size_t length)
         return;
     MemoryContext context = r->context;
     r->flags |= header.flags & core::kValidityUntracked;
+    absorb_replay(r, header.flags, header.replay);
     if (header.count == 0)
         return;
     for (uint32 i = 0; i < header.count; i++)
@@ -534,25 +610,21 @@ uint8_t *fill_validity(const FillRecorder *r, size_t *length)
     header.flags = r->flags;
     header.domain = clock_state != nullptr ? clock_state->domain() : 0;
     header.fill_clock = r->fill_clock;
-    uint32 extra[2];
-    uint32 n_extra = 0;
-    bool whole_database = r->count + 2 > core::kMaxValiditySlots;
+    header.replay = r->replay;
+    uint32 n = 0;
+    auto *slots = static_cast<uint32 *>(palloc(sizeof(uint32) * (r->count + 4)));
     if (r->active) {
+        if (!r->too_many)
+            for (uint32 i = 0; i < r->count; i++)
+                slots[n++] = r->slots[i];
+        else
+            slots[n++] = any_write_slot(); /* too many to list: any write to the database */
         /* Every value computed by a query: changes to functions, schemas and roles. */
-        extra[n_extra++] = core::dependency_slot(MyDatabaseId, InvalidOid);
-        extra[n_extra++] = core::kEverythingSlot;
+        slots[n++] = core::dependency_slot(MyDatabaseId, InvalidOid);
+        slots[n++] = core::kEverythingSlot;
     }
-    uint32 count = r->active ? (whole_database ? 0 : r->count) + n_extra : 0;
-    header.count = uint16_t(count);
-    auto *out = static_cast<uint8_t *>(palloc(core::validity_size(count)));
-    auto *slots = static_cast<uint32 *>(palloc(sizeof(uint32) * (count + 1)));
-    uint32 k = 0;
-    if (r->active && !whole_database)
-        for (uint32 i = 0; i < r->count; i++)
-            slots[k++] = r->slots[i];
-    for (uint32 i = 0; i < n_extra && r->active; i++)
-        slots[k++] = extra[i];
-    /* Too many relations: the value depends on every write to its database instead. */
+    header.count = uint16_t(n);
+    auto *out = static_cast<uint8_t *>(palloc(core::validity_size(n, header.flags)));
     *length = core::encode_validity(header, slots, out);
     pfree(slots);
     return out;
@@ -562,15 +634,23 @@ uint8_t *explicit_validity(const Oid *relations, int count, size_t *length)
 {
     core::ValidityHeader header;
     header.domain = clock_state != nullptr ? clock_state->domain() : 0;
-    header.fill_clock = clock_state != nullptr ? clock_state->sample() : 0;
+    /* The value was computed by this transaction, perhaps from a snapshot taken long before now. */
+    header.fill_clock = clock_at_transaction_start;
     if (count > 0 && !invalidation_active())
         header.flags |= core::kValidityNotTracked;
-    uint32 n = invalidation_active() ? uint32(std::min<int>(count, int(core::kMaxValiditySlots))) : 0;
+    if (count > int(core::kMaxValiditySlots))
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("depends_on lists %d relations; the limit is %u", count, core::kMaxValiditySlots)));
+    uint32 n = invalidation_active() ? uint32(count) : 0;
     header.count = uint16_t(n);
+    if (n > 0 && RecoveryInProgress()) {
+        header.flags |= core::kValidityReplay;
+        header.replay = replay_at_transaction_start;
+    }
     auto *slots = static_cast<uint32 *>(palloc(sizeof(uint32) * (n + 1)));
     for (uint32 i = 0; i < n; i++)
         slots[i] = slot_of(relations[i]);
-    auto *out = static_cast<uint8_t *>(palloc(core::validity_size(n)));
+    auto *out = static_cast<uint8_t *>(palloc(core::validity_size(n, header.flags)));
     *length = core::encode_validity(header, slots, out);
     pfree(slots);
     return out;
@@ -583,7 +663,15 @@ bool validity_current(const uint8_t *validity, size_t length)
         const uint8_t *slots;
         return core::decode_validity(validity, length, header, slots) && header.count == 0;
     }
-    return clock_state->is_current(validity, length);
+    if (!clock_state->is_current(validity, length))
+        return false;
+    /* Filled on a standby: only until replay moves on (after a promotion it stays where it stopped). */
+    if (length > 5 && (validity[4] & core::kValidityReplay)) {
+        core::ValidityHeader header;
+        const uint8_t *slots;
+        return core::decode_validity(validity, length, header, slots) && header.replay == replay_position();
+    }
+    return true;
 }
 
 bool validity_describe(const uint8_t *validity, size_t length, uint64_t *fill_clock, uint16_t *flags,

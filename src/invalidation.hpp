@@ -59,6 +59,8 @@ struct FillRecorder {
     uint16_t flags;  /* core::ValidityFlags */
     bool private_data; /* read a temporary table: the value is for this session only */
     bool active;
+    bool too_many;   /* read more relations than a record lists: depends on every write to the database */
+    uint64_t replay; /* with kValidityReplay: the replay position the fill began at */
     MemoryContext context; /* where slots live: CurrentMemoryContext at begin */
 };
 
@@ -66,6 +68,9 @@ void fill_begin(FillRecorder *recorder);
 void fill_end(FillRecorder *recorder);
 /* The fill failed: its parent is current again, nothing is added to it. Cannot raise. */
 void fill_abandon(FillRecorder *recorder);
+
+/* Adds what `from` read to `into` (its slots, flags, privacy, and the older clock). */
+void fill_absorb(FillRecorder *into, const FillRecorder *from);
 
 /* Makes recorder current (for a stream's later fetches); returns the one that was. */
 FillRecorder *fill_activate(FillRecorder *recorder);

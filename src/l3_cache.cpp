@@ -294,6 +294,8 @@ template <typename Body> void as_table_owner(Body &&body)
     GetUserIdAndSecContext(&saved_user, &saved_context);
     SetUserIdAndSecContext(table.owner,
                            saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    /* tusk's own reads of its table are no fill's dependencies (a nested lookup inside a fill). */
+    FillRecorder *fill = fill_activate(nullptr);
     PG_TRY();
     {
         if (SPI_connect() != SPI_OK_CONNECT)
@@ -304,6 +306,7 @@ template <typename Body> void as_table_owner(Body &&body)
     PG_FINALLY();
     {
         SetUserIdAndSecContext(saved_user, saved_context);
+        fill_activate(fill);
     }
     PG_END_TRY();
 }
@@ -484,10 +487,12 @@ Jsonb *l3_get(const EncodedKey &key, const core::Fingerprint *want, int64 now, i
         if (want != nullptr && *want != stored)
             return;
         xmax = DatumGetTransactionId(SPI_getbinval(row, desc, 4, &null));
-        Datum stored_validity = SPI_getbinval(row, desc, 5, &null);
+        bool validity_null = true;
+        Datum stored_validity = SPI_getbinval(row, desc, 5, &validity_null);
         MemoryContext spi = MemoryContextSwitchTo(caller);
         value = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 2, &null));
-        if (!null) {
+        /* A row without one (written by 0.1.0) is never current: validity stays empty. */
+        if (!validity_null) {
             bytea *bytes = DatumGetByteaPP(stored_validity);
             *validity_length = VARSIZE_ANY_EXHDR(bytes);
             *validity = static_cast<uint8_t *>(palloc(*validity_length + 1));
@@ -680,6 +685,8 @@ void l3_stats(L3Stats &out, int64 *entries, int64 *bytes)
     *entries = rows;
     *bytes = size;
 }
+
+void l3_count_dropped() { count(&L3Shared::errors); }
 
 void l3_reset_counters()
 {

@@ -111,6 +111,9 @@ int64 l3_sweep_expired(int64 now, int64 limit);
  * *bytes are -1 when the table is not there).
  */
 void l3_stats(L3Stats &out, int64 *entries, int64 *bytes);
+
+/* A fill's L3 row that the write-behind queue had no room for (counted in errors). */
+void l3_count_dropped();
 void l3_reset_counters();
 
 }  // namespace tusk

@@ -28,6 +28,7 @@ void _PG_init(void);
 #include "l1_cache.hpp"
 #include "l2_cache.hpp"
 #include "l3_cache.hpp"
+#include "l3_queue.hpp"
 #include "metrics.hpp"
 #include "traces.hpp"
 #include "pending.hpp"
@@ -53,6 +54,7 @@ void request_shmem()
     l2_request_shmem();
     l3_request_shmem();
     invalidation_request_shmem();
+    l3_queue_request_shmem();
     single_flight_request_shmem();
     metrics_request_shmem();
     traces_request_shmem();
@@ -66,6 +68,7 @@ void startup_shmem()
     l2_startup_shmem();
     l3_startup_shmem();
     invalidation_startup_shmem();
+    l3_queue_startup_shmem();
     single_flight_startup_shmem();
     metrics_startup_shmem();
     traces_startup_shmem();
@@ -80,6 +83,7 @@ extern "C" void _PG_init(void)
     tusk::l1_define_gucs();
     tusk::l2_define_gucs();
     tusk::l3_define_gucs();
+    tusk::l3_queue_define_gucs();
     tusk::invalidation_define_gucs();
     tusk::single_flight_define_gucs();
     tusk::fingerprint_define_gucs();

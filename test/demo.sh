@@ -197,6 +197,7 @@ run_psql <<'SQL' || exit 1
 \timing on
 SELECT jsonb_array_length(tusk_cached('top_customers_2026', '5 min', :'report')) AS rows;
 \timing off
+SELECT tusk_cache_l3_wait() AS l3_row_written;
 SELECT tier, ttl_left, dependencies FROM tusk_cache_entry('top_customers_2026');
 SQL
 

@@ -61,7 +61,9 @@ size_t encode_validity(const ValidityHeader &header, const uint32_t *slots, uint
     put64(out + 16, header.fill_clock);
     for (uint32_t i = 0; i < header.count; i++)
         put32(out + kValidityHeaderBytes + 4 * size_t(i), slots[i]);
-    return validity_size(header.count);
+    if (header.flags & kValidityReplay)
+        put64(out + kValidityHeaderBytes + 4 * size_t(header.count), header.replay);
+    return validity_size(header.count, header.flags);
 }
 
 bool decode_validity(const uint8_t *data, size_t length, ValidityHeader &header, const uint8_t *&slots)
@@ -70,10 +72,13 @@ bool decode_validity(const uint8_t *data, size_t length, ValidityHeader &header,
         return false;
     header.flags = uint16_t(data[4] | (data[5] << 8));
     header.count = uint16_t(data[6] | (data[7] << 8));
+    if (header.count > kMaxValiditySlots)
+        return false; /* never written by tusk: a record from elsewhere must not cost more to check */
     header.domain = get64(data + 8);
     header.fill_clock = get64(data + 16);
-    if (length != validity_size(header.count))
+    if (length != validity_size(header.count, header.flags))
         return false;
+    header.replay = (header.flags & kValidityReplay) ? get64(data + kValidityHeaderBytes + 4 * size_t(header.count)) : 0;
     slots = data + kValidityHeaderBytes;
     return true;
 }

@@ -59,6 +59,12 @@ enum ValidityFlags : uint16_t {
     kValidityUntracked = 1,
     /* Filled with tusk.invalidation off: depends on nothing. */
     kValidityNotTracked = 2,
+    /*
+     * Filled on a hot standby, whose replay runs no tusk code: also current
+     * only while the server's replay position is still `replay` (checked by
+     * the caller; the record carries it after the slots).
+     */
+    kValidityReplay = 4,
 };
 
 struct ValidityHeader {
@@ -66,15 +72,19 @@ struct ValidityHeader {
     uint16_t count = 0; /* slots that follow */
     uint64_t domain = 0;
     uint64_t fill_clock = 0;
+    uint64_t replay = 0; /* with kValidityReplay */
 };
 
 /* A value with more dependencies than this depends on its database's slot instead. */
 constexpr uint32_t kMaxValiditySlots = 1024;
 
 constexpr size_t kValidityHeaderBytes = 24;
-inline size_t validity_size(uint32_t count) { return kValidityHeaderBytes + 4 * size_t(count); }
+inline size_t validity_size(uint32_t count, uint16_t flags = 0)
+{
+    return kValidityHeaderBytes + 4 * size_t(count) + ((flags & kValidityReplay) ? 8 : 0);
+}
 
-/* Writes header + slots (header.count of them) to out (validity_size(count) bytes); returns the size. */
+/* Writes header + slots (+ replay) to out (validity_size(count, flags) bytes); returns the size. */
 size_t encode_validity(const ValidityHeader &header, const uint32_t *slots, uint8_t *out);
 
 /* Reads a record; false when it is not one (wrong magic, truncated). slots points into data. */

@@ -45,6 +45,7 @@ my $scope = 'tusk:postgres:' . $node->safe_psql('postgres', 'SELECT current_user
 is($node->safe_psql('postgres', qq{SELECT tusk_cached('report', '1 hour', '$query')}),
 	'[{"n": 100}]', 'a miss runs the query');
 is(redis_cli('EXISTS', "'${scope}report'"), '1', 'the fill is in L2');
+is($node->safe_psql('postgres', q{SELECT tusk_cache_l3_wait()}), 't', 'the L3 writer wrote it');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM tusk_cache_l3 WHERE key = 'report'}), '1',
 	'and in L3');
 # The source changes behind the cache's back (a bulk load with invalidation
@@ -137,12 +138,15 @@ $standby->init_from_backup($node, 'base', has_streaming => 1);
 $standby->append_conf('postgresql.conf', "tusk.redis_host = ''");
 $standby->start;
 $node->safe_psql('postgres', q{SELECT tusk_cache_set('replicated', '"from the primary"', '1 hour')});
+# (cache rows commit asynchronously: a synchronous commit flushes their WAL before the catch-up)
+$node->safe_psql('postgres', q{CREATE TABLE flush_marker_1 ()});
 $node->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', q{SELECT tusk_cache_get('replicated')}),
 	'"from the primary"', 'the standby serves a row the primary wrote to L3');
 is(hits_by_tier($standby), 'l1=0 l2=0 l3=1', 'from L3');
 # A query's row is judged by the primary's clock: the standby cannot (yet) show it is fresh.
 $node->safe_psql('postgres', qq{SELECT tusk_cached('replicated query', '1 hour', '$query')});
+$node->safe_psql('postgres', q{SELECT tusk_cache_l3_wait()});
 # (a fill commits asynchronously: a synchronous commit flushes its WAL before the catch-up)
 $node->safe_psql('postgres', q{CREATE TABLE flush_marker ()});
 $node->wait_for_catchup($standby);
@@ -150,6 +154,18 @@ $standby->safe_psql('postgres', 'SELECT tusk_cache_stats_reset()');
 is($standby->safe_psql('postgres', qq{SELECT tusk_cached('replicated query', '1 hour', '$query')}),
 	'[{"n": 102}]', 'the standby answers a query the primary cached');
 is(hits_by_tier($standby), 'l1=0 l2=0 l3=0', 'by running it');
+# What the standby fills is served only until its replay moves on: a commit on
+# the primary, once replayed, retires it (the standby's replay runs no tusk code).
+is($standby->safe_psql('postgres', q{SELECT tusk_cached('standby fill', '1 hour', 'SELECT count(*) AS n FROM items')}),
+	'[{"n": 102}]', 'the standby fills');
+is($standby->safe_psql('postgres', q{SELECT tusk_cached('standby fill', '1 hour', 'SELECT count(*) AS n FROM items')}),
+	'[{"n": 102}]', 'and serves');
+$node->safe_psql('postgres', q{INSERT INTO items VALUES (103)});
+$node->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', q{SELECT tusk_cached('standby fill', '1 hour', 'SELECT count(*) AS n FROM items')}),
+	'[{"n": 103}]', 'after the primary\'s commit is replayed, the standby does not serve its old fill');
+$node->safe_psql('postgres', q{DELETE FROM items WHERE id = 103});
+$node->wait_for_catchup($standby);
 my ($rc, $out, $err) = $standby->psql('postgres',
 	qq{SELECT tusk_cached('standby miss', '1 hour', '$query')});
 is($out, '[{"n": 102}]', 'a miss on the standby runs the query');
@@ -166,6 +182,7 @@ is($out, 't', 'and removes it from L1');
 $standby->promote;
 $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()');
 $standby->safe_psql('postgres', qq{SELECT tusk_cached('promoted', '1 hour', '$query')});
+$standby->safe_psql('postgres', q{SELECT tusk_cache_l3_wait()});
 is($standby->safe_psql('postgres', q{SELECT key FROM tusk_cache_l3 ORDER BY key}), "promoted\nreplicated\nreplicated query",
 	'the promoted server writes L3');
 is($standby->safe_psql('postgres', q{SELECT tusk_cache_delete('replicated')}), 't',
@@ -177,6 +194,7 @@ $node->safe_psql('postgres', q{ALTER SYSTEM SET synchronous_standby_names = 'abs
 ($rc, $out, $err) = $node->psql('postgres', q{SELECT tusk_cached('sync', '1 hour', 'SELECT 5 AS five')},
 	timeout => 60);
 is($out, '[{"five": 5}]', 'a fill commits without waiting for the synchronous standby') or diag($err);
+$node->safe_psql('postgres', q{SELECT tusk_cache_l3_wait()});
 is($node->safe_psql('postgres', q{SELECT count(*) FROM tusk_cache_l3 WHERE key = 'sync'}), '1',
 	'and its L3 row is there');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf()});

@@ -46,6 +46,7 @@ is(cached(), '[{"n": 11}]', 'after a write and a clean restart');
 # memory, so nothing filled before the crash is served (L2 and L3 still
 # hold the old entry).
 is(cached(), '[{"n": 11}]', 'cached again');
+is($node->safe_psql('postgres', q{SELECT tusk_cache_l3_wait()}), 't', 'in L3 too');
 $node->safe_psql('postgres', q{INSERT INTO counted VALUES (12)});
 $node->stop('immediate');
 $node->start;

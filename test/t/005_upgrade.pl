@@ -55,6 +55,7 @@ cmp_ok($node->safe_psql('postgres', q{SELECT count(*) FROM tusk_metrics_history}
 # And 0.2.0 works: L3, the new functions, the new columns, invalidation.
 is($node->safe_psql('postgres', q{SELECT tusk_cached('after', '1 hour', 'SELECT count(*) AS n FROM items')}),
 	'[{"n": 5}]', 'a fill after the upgrade');
+is($node->safe_psql('postgres', q{SELECT tusk_cache_l3_wait()}), 't', 'written by the L3 writer');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM tusk_cache_l3 WHERE key = 'after'}), '1', 'reaches L3');
 is($node->safe_psql('postgres', q{SELECT tier FROM tusk_cache_entry('after') ORDER BY 1 LIMIT 1}), 'l1',
 	'tusk_cache_entry');

@@ -60,6 +60,32 @@ TEST(DependencyClock, RecordsRoundTrip)
     EXPECT_FALSE(decode_validity(junk, sizeof junk, h, slots));
 }
 
+TEST(DependencyClock, AStandbyRecordCarriesItsReplayPosition)
+{
+    ValidityHeader h;
+    h.flags = kValidityReplay;
+    h.count = 1;
+    h.domain = 3;
+    h.fill_clock = 4;
+    h.replay = 0x1122334455667788ULL;
+    uint32_t slot = 9;
+    std::vector<uint8_t> out(validity_size(1, kValidityReplay));
+    ASSERT_EQ(encode_validity(h, &slot, out.data()), out.size());
+    ValidityHeader back;
+    const uint8_t *slots;
+    ASSERT_TRUE(decode_validity(out.data(), out.size(), back, slots));
+    EXPECT_EQ(back.replay, h.replay);
+    EXPECT_EQ(validity_slot(slots, 0), 9u);
+    EXPECT_FALSE(decode_validity(out.data(), out.size() - 8, back, slots));
+    /* More slots than tusk ever writes: not a record (checking it would cost too much). */
+    ValidityHeader big;
+    big.count = uint16_t(kMaxValiditySlots + 1);
+    std::vector<uint32_t> many(big.count, 1);
+    std::vector<uint8_t> huge(validity_size(big.count));
+    encode_validity(big, many.data(), huge.data());
+    EXPECT_FALSE(decode_validity(huge.data(), huge.size(), back, slots));
+}
+
 TEST(DependencyClock, SlotsSpreadAndAvoidTheReservedOne)
 {
     EXPECT_NE(dependency_slot(1, 2), dependency_slot(1, 3));
