@@ -59,6 +59,7 @@ namespace {
 constexpr int kLanes = 8;
 constexpr int kIdleExitSeconds = 2; /* DROP DATABASE waits 5 s for the backends of a database */
 constexpr int kBatchRecords = 1000;
+constexpr uint64 kBatchBytes = 8 * 1024 * 1024;
 constexpr const char *kTranche = "tusk_l3_queue";
 
 int queue_size_kb = 8 * 1024; /* tusk.l3_queue_size */
@@ -153,8 +154,9 @@ bool start_writer(int lane, Oid database)
     return RegisterDynamicBackgroundWorker(&worker, nullptr);
 }
 
-/* The writer process's lane (-1 elsewhere). */
+/* The writer process's lane (-1 elsewhere), and whether it got into its database. */
 int my_lane = -1;
+bool connected = false;
 
 void writer_exit(int, Datum)
 {
@@ -164,8 +166,16 @@ void writer_exit(int, Datum)
     Lane &lane = queue->lanes[my_lane];
     lane.writer_running = false;
     lane.writer_latch = nullptr;
-    if (lane.head == lane.tail)
+    /*
+     * Empty, or the writer could not even connect (the database was dropped,
+     * or does not accept connections): let go of the lane and its rows, so
+     * that no lane stays taken by a database that will never drain it.
+     */
+    if (lane.head == lane.tail || !connected) {
+        lane.head = lane.tail;
+        lane.written = lane.tail;
         lane.database = InvalidOid;
+    }
     LWLockRelease(queue->lock);
 }
 
@@ -182,7 +192,7 @@ int take_batch(L3Row *rows, uint64 *end)
     /* Only this process advances head: the records in [head, tail) stay put until it does. */
     int n = 0;
     uint64 at = head;
-    while (at < tail && n < kBatchRecords) {
+    while (at < tail && n < kBatchRecords && at - head < kBatchBytes) {
         RecordHeader h;
         ring_read(my_lane, at, &h, sizeof h);
         char *copy = static_cast<char *>(palloc(h.total));
@@ -424,6 +434,7 @@ extern "C" void tusk_l3_writer_main(Datum arg)
     if (queue == nullptr || my_lane < 0 || my_lane >= kLanes)
         proc_exit(0);
     BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
+    connected = true;
     /* Cache rows: their commits need no flush; the writer's own transactions read committed data. */
     SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
     SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
