@@ -478,6 +478,7 @@ struct CachedRows {
     RowStream *stream;
     CachedCall call;
     MissStart start;
+    uint32 absorbed; /* how many of the stream's slots an enclosing fill has taken (+1 once anything was) */
     Jsonb **kept; /* the rows read so far, copied here */
     uint64 kept_count;
     uint64 kept_cap;
@@ -525,9 +526,14 @@ bool next_streamed_row(CachedRows *rows, Datum *row)
         fill_activate(previous);
     }
     PG_END_TRY();
-    /* A fill around this stream depends on what the stream read too. */
-    if (previous != nullptr)
-        fill_absorb(previous, &rows->start.recorder);
+    /* A fill around this stream depends on what the stream read too (handed over when that grows). */
+    const FillRecorder &mine = rows->start.recorder;
+    uint32 state = (mine.count & 0xffff) | (uint32(mine.flags & 0xff) << 16) | (mine.too_many ? 1u << 29 : 0) |
+                   (mine.private_data ? 1u << 30 : 0) | (1u << 31);
+    if (previous != nullptr && state != rows->absorbed) {
+        fill_absorb(previous, &mine);
+        rows->absorbed = state;
+    }
     return more;
 }
 

@@ -165,10 +165,12 @@ void note_written_relation(Oid relation)
     list_free(descendants);
 }
 
+bool own_statements = false; /* tusk's statements on its own tables are running */
+
 bool check_perms(List *range_table, bool ereport_on_violation)
 {
     bool allowed = previous_check_perms == nullptr || previous_check_perms(range_table, ereport_on_violation);
-    if (!allowed || !tracking_writes())
+    if (!allowed || !tracking_writes() || own_statements)
         return allowed;
     ListCell *lc;
     foreach (lc, range_table) {
@@ -551,6 +553,15 @@ void fill_end(FillRecorder *recorder)
 }
 
 void fill_abandon(FillRecorder *recorder) { current_fill = recorder->parent; }
+
+bool invalidation_own_statements_begin()
+{
+    bool previous = own_statements;
+    own_statements = true;
+    return previous;
+}
+
+void invalidation_own_statements_end(bool previous) { own_statements = previous; }
 
 FillRecorder *fill_activate(FillRecorder *recorder)
 {

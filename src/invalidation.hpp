@@ -72,6 +72,14 @@ void fill_abandon(FillRecorder *recorder);
 /* Adds what `from` read to `into` (its slots, flags, privacy, and the older clock). */
 void fill_absorb(FillRecorder *into, const FillRecorder *from);
 
+/*
+ * Brackets tusk's own statements on its own tables (L3): their writes are
+ * no one's dependency and retire nothing. Returns the previous state, to
+ * give back to invalidation_own_statements_end().
+ */
+bool invalidation_own_statements_begin();
+void invalidation_own_statements_end(bool previous);
+
 /* Makes recorder current (for a stream's later fetches); returns the one that was. */
 FillRecorder *fill_activate(FillRecorder *recorder);
 

@@ -294,8 +294,9 @@ template <typename Body> void as_table_owner(Body &&body)
     GetUserIdAndSecContext(&saved_user, &saved_context);
     SetUserIdAndSecContext(table.owner,
                            saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-    /* tusk's own reads of its table are no fill's dependencies (a nested lookup inside a fill). */
+    /* tusk's own reads of its table are no fill's dependencies (a nested lookup inside a fill), its writes retire nothing. */
     FillRecorder *fill = fill_activate(nullptr);
+    bool own = invalidation_own_statements_begin();
     PG_TRY();
     {
         if (SPI_connect() != SPI_OK_CONNECT)
@@ -307,6 +308,7 @@ template <typename Body> void as_table_owner(Body &&body)
     {
         SetUserIdAndSecContext(saved_user, saved_context);
         fill_activate(fill);
+        invalidation_own_statements_end(own);
     }
     PG_END_TRY();
 }
@@ -381,6 +383,29 @@ bool fingerprint_from(Datum datum, core::Fingerprint *out)
     return true;
 }
 
+/*
+ * Writers of L3 batches hold this database's "L3 writers" lock (advisory
+ * type, objsubid 4) in ShareLock from before their epoch check until they
+ * commit; a delete, invalidate or flush, after bumping the epoch, takes it
+ * in ExclusiveLock for a moment: so a batch whose check came before the
+ * bump has committed by the time the delete's statement takes its
+ * snapshot, and the delete sees (and removes) its rows. A batch that takes
+ * the lock after that sees the bump and removes its own rows.
+ */
+LOCKTAG writers_tag()
+{
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, 4);
+    return tag;
+}
+
+void wait_for_l3_writers()
+{
+    LOCKTAG tag = writers_tag();
+    (void) LockAcquire(&tag, ExclusiveLock, false, false);
+    LockRelease(&tag, ExclusiveLock, false);
+}
+
 /* Why L3 cannot be written now, or None. */
 L3Refusal write_refusal()
 {
@@ -403,6 +428,7 @@ int64 run_delete(Statement statement, Datum *args, L3Refusal *why)
             *why = L3Refusal::Disabled; /* nothing reads it meanwhile; no need to warn */
         return -1;
     }
+    wait_for_l3_writers();
     TuskWriteToken token = tusk_write_begin();
     uint64 removed = 0;
     as_table_owner([&] {
@@ -588,6 +614,10 @@ L3BatchResult l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int
 {
     if ((count <= 0 && stale_count <= 0) || !l3_writable())
         return L3BatchResult::Skipped;
+    {
+        LOCKTAG tag = writers_tag();
+        (void) LockAcquire(&tag, ShareLock, false, false); /* until this transaction ends */
+    }
     /* Everything made here (arrays, detoasted copies) goes when the batch is done. */
     MemoryContext batch = AllocSetContextCreate(CurrentMemoryContext, "tusk L3 batch", ALLOCSET_DEFAULT_SIZES);
     MemoryContext caller = MemoryContextSwitchTo(batch);

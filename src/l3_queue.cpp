@@ -37,9 +37,11 @@ extern "C" {
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
+#include "catalog/pg_database.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -56,18 +58,27 @@ namespace tusk {
 
 namespace {
 
-constexpr int kLanes = 8;
+constexpr int kLanes = 4; /* each a background worker slot while its database fills */
 constexpr int kIdleExitSeconds = 2; /* DROP DATABASE waits 5 s for the backends of a database */
 constexpr int kBatchRecords = 1000;
 constexpr uint64 kBatchBytes = 8 * 1024 * 1024;
+constexpr uint64 kMaxRecordBytes = 64 * 1024 * 1024;
+/* A writer registered this long ago that never showed up is taken for lost. */
+constexpr int kWriterStartSeconds = 10;
+/* A lane without a writer and without a new fill for this long may be taken by another database. */
+constexpr int kAbandonedLaneSeconds = 60;
+/* On a shutdown, the longest a writer goes on writing what is queued. */
+constexpr int kShutdownDrainMs = 2000;
 constexpr const char *kTranche = "tusk_l3_queue";
 
 int queue_size_kb = 8 * 1024; /* tusk.l3_queue_size */
 
 struct Lane {
     Oid database;
-    bool writer_running;
-    Latch *writer_latch;
+    bool writer_running;  /* registered (maybe not started yet) or running */
+    Latch *writer_latch;  /* set by the writer once it runs */
+    TimestampTz writer_registered_at;
+    TimestampTz last_put_at;
     uint64 head;
     uint64 tail;
     uint64 written;
@@ -80,8 +91,9 @@ struct QueueShared {
     /* the rings follow, lane_bytes each */
 };
 
+/* A record: the header, then the key, the validity record and the value, each at a MAXALIGN'd offset. */
 struct RecordHeader {
-    uint32 total; /* header + key + validity + value, rounded up to 8 */
+    uint32 total; /* rounded up to MAXALIGN */
     uint32 key_length;
     uint32 validity_length;
     uint32 value_length;
@@ -117,27 +129,51 @@ Size shmem_bytes()
     return queue_size_kb <= 0 ? 0 : MAXALIGN(sizeof(QueueShared)) + Size(queue_size_kb) * 1024;
 }
 
-/* The lane of this database, claiming a free one; -1 when every lane is another database's. Lock held. */
-int lane_for(Oid database)
+/*
+ * The lane of this database, claiming a free one, or one that another
+ * database abandoned (no writer, no fill for a minute: its rows are
+ * dropped); -1 when there is none. Lock held.
+ */
+int lane_for(Oid database, TimestampTz now)
 {
     int free_lane = -1;
     for (int i = 0; i < kLanes; i++) {
-        if (queue->lanes[i].database == database)
+        const Lane &lane = queue->lanes[i];
+        if (lane.database == database)
             return i;
-        if (queue->lanes[i].database == InvalidOid && free_lane < 0)
+        bool abandoned = lane.database != InvalidOid && !lane.writer_running &&
+                         TimestampDifferenceExceeds(lane.last_put_at, now, kAbandonedLaneSeconds * 1000);
+        if ((lane.database == InvalidOid || abandoned) && free_lane < 0)
             free_lane = i;
     }
     if (free_lane >= 0) {
         Lane &lane = queue->lanes[free_lane];
-        lane.database = database;
-        lane.head = lane.tail = lane.written = 0;
-        lane.writer_running = false;
-        lane.writer_latch = nullptr;
+        lane = Lane{database, false, nullptr, 0, now, 0, 0, 0};
     }
     return free_lane;
 }
 
-bool start_writer(int lane, Oid database)
+/* The owner of the current database (InvalidOid if it cannot be read: the writer then connects as the superuser). */
+Oid database_owner()
+{
+    HeapTuple tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+    if (!HeapTupleIsValid(tuple))
+        return InvalidOid;
+    Oid owner = reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple))->datdba;
+    ReleaseSysCache(tuple);
+    return owner;
+}
+
+/* A writer registered long ago that never set its latch did not start (fork failure, no slot). Lock held. */
+void forget_lost_writer(Lane &lane, TimestampTz now)
+{
+    if (lane.writer_running && lane.writer_latch == nullptr &&
+        TimestampDifferenceExceeds(lane.writer_registered_at, now, kWriterStartSeconds * 1000))
+        lane.writer_running = false;
+}
+
+/* The worker connects as the database's owner, so that the owner's DROP DATABASE ... WITH (FORCE) may end it. */
+bool start_writer(int lane, Oid database, Oid owner)
 {
     BackgroundWorker worker;
     memset(&worker, 0, sizeof worker);
@@ -150,6 +186,7 @@ bool start_writer(int lane, Oid database)
     strlcpy(worker.bgw_type, "tusk L3 writer", BGW_MAXLEN);
     worker.bgw_main_arg = Int32GetDatum(lane);
     memcpy(worker.bgw_extra, &database, sizeof database);
+    memcpy(worker.bgw_extra + sizeof database, &owner, sizeof owner);
     worker.bgw_notify_pid = 0;
     return RegisterDynamicBackgroundWorker(&worker, nullptr);
 }
@@ -197,12 +234,12 @@ int take_batch(L3Row *rows, uint64 *end)
         ring_read(my_lane, at, &h, sizeof h);
         char *copy = static_cast<char *>(palloc(h.total));
         ring_read(my_lane, at, copy, h.total);
-        char *p = copy + sizeof h;
+        char *p = copy + MAXALIGN(sizeof h);
         rows[n].key = EncodedKey{reinterpret_cast<uint8_t *>(p), h.key_length, 0};
-        p += h.key_length;
+        p += MAXALIGN(h.key_length);
         rows[n].validity = reinterpret_cast<uint8_t *>(p);
         rows[n].validity_length = h.validity_length;
-        p += h.validity_length;
+        p += MAXALIGN(h.validity_length);
         rows[n].value = reinterpret_cast<struct varlena *>(p);
         rows[n].fingerprint = h.fingerprint;
         rows[n].expires_at = h.expires_at;
@@ -233,14 +270,28 @@ void write_batch()
         uint64 end = 0;
         int n = take_batch(rows, &end);
         if (n > 0) {
-            /* A fill that began before a delete, invalidate or flush may be what it removed. */
+            int64 now = GetCurrentTimestamp();
             uint64 epoch = explicit_epoch();
+            /*
+             * Kept: the newest record of each key (a statement cannot write a
+             * key twice), unexpired, and begun after the last delete,
+             * invalidate or flush (it may be what that removed).
+             */
             int kept = 0;
-            for (int i = 0; i < n; i++)
-                if (rows[i].key.hash == epoch)
+            for (int i = n - 1; i >= 0; i--) {
+                if (rows[i].key.hash != epoch || rows[i].expires_at <= now)
+                    continue;
+                bool newer_seen = false;
+                for (int j = 0; j < kept && !newer_seen; j++)
+                    newer_seen = rows[j].key.length == rows[i].key.length &&
+                                 memcmp(rows[j].key.bytes, rows[i].key.bytes, rows[i].key.length) == 0;
+                if (!newer_seen)
                     rows[kept++] = rows[i];
-            if (kept > 0)
-                l3_put_batch(rows, kept, nullptr, 0, GetCurrentTimestamp(), epoch);
+            }
+            /* One bad row must not cost the others theirs: a failed batch is retried row by row. */
+            if (kept > 0 && l3_put_batch(rows, kept, nullptr, 0, now, epoch) == L3BatchResult::Failed && kept > 1)
+                for (int i = 0; i < kept; i++)
+                    l3_put_batch(&rows[i], 1, nullptr, 0, now, epoch);
         }
         PopActiveSnapshot();
         CommitTransactionCommand();
@@ -314,7 +365,7 @@ void l3_queue_startup_shmem()
         queue->lock = &(GetNamedLWLockTranche(kTranche))->lock;
         queue->lane_bytes = (bytes - MAXALIGN(sizeof(QueueShared))) / kLanes / 8 * 8;
         for (Lane &lane : queue->lanes)
-            lane = Lane{InvalidOid, false, nullptr, 0, 0, 0};
+            lane = Lane{InvalidOid, false, nullptr, 0, 0, 0, 0, 0};
     }
     LWLockRelease(AddinShmemInitLock);
 }
@@ -325,25 +376,32 @@ bool l3_queue_put(const EncodedKey &key, const core::Fingerprint &fingerprint, c
     if (queue == nullptr)
         return false;
     size_t value_length = VARSIZE_ANY(value);
-    size_t total = TYPEALIGN(8, sizeof(RecordHeader) + key.length + validity_length + value_length);
-    if (total > queue->lane_bytes / 4)
+    size_t key_at = MAXALIGN(sizeof(RecordHeader));
+    size_t validity_at = key_at + MAXALIGN(key.length);
+    size_t value_at = validity_at + MAXALIGN(validity_length);
+    size_t total = MAXALIGN(value_at + value_length);
+    if (total > queue->lane_bytes / 4 || total > kMaxRecordBytes)
         return false;
     /* The record, made before the lock is taken. */
     char *record = static_cast<char *>(palloc0(total));
     RecordHeader h{uint32(total), key.length, uint32(validity_length), uint32(value_length), fingerprint,
                    expires_at, epoch};
     memcpy(record, &h, sizeof h);
-    memcpy(record + sizeof h, key.bytes, key.length);
-    memcpy(record + sizeof h + key.length, validity, validity_length);
-    memcpy(record + sizeof h + key.length + validity_length, value, value_length);
+    memcpy(record + key_at, key.bytes, key.length);
+    memcpy(record + validity_at, validity, validity_length);
+    memcpy(record + value_at, value, value_length);
+    Oid owner = database_owner();
 
     bool queued = false, full = false, start = false;
     int lane_index = -1;
     Latch *latch = nullptr;
+    TimestampTz now = GetCurrentTimestamp();
     LWLockAcquire(queue->lock, LW_EXCLUSIVE);
-    lane_index = lane_for(MyDatabaseId);
+    lane_index = lane_for(MyDatabaseId, now);
     if (lane_index >= 0) {
         Lane &lane = queue->lanes[lane_index];
+        forget_lost_writer(lane, now);
+        lane.last_put_at = now;
         if (lane.tail - lane.head + total > queue->lane_bytes) {
             full = true;
         } else {
@@ -352,6 +410,7 @@ bool l3_queue_put(const EncodedKey &key, const core::Fingerprint &fingerprint, c
             queued = true;
             if (!lane.writer_running) {
                 lane.writer_running = true; /* this backend starts it, below */
+                lane.writer_registered_at = now;
                 start = true;
             }
             latch = lane.writer_latch;
@@ -365,7 +424,7 @@ bool l3_queue_put(const EncodedKey &key, const core::Fingerprint &fingerprint, c
     }
     if (!queued)
         return false; /* every lane is another database's */
-    if (start && !start_writer(lane_index, MyDatabaseId)) {
+    if (start && !start_writer(lane_index, MyDatabaseId, owner)) {
         /* No worker slot: the queued rows wait for the next fill to try again. */
         LWLockAcquire(queue->lock, LW_EXCLUSIVE);
         queue->lanes[lane_index].writer_running = false;
@@ -399,9 +458,12 @@ bool l3_queue_wait(int64 timeout_ms)
         return true;
     for (;;) {
         LWLockAcquire(queue->lock, LW_SHARED);
-        const Lane &lane = queue->lanes[lane_index];
+        Lane &lane = queue->lanes[lane_index];
         bool done = lane.database != MyDatabaseId || lane.written >= target;
-        bool writer = lane.writer_running;
+        bool writer = lane.writer_running &&
+                      !(lane.writer_latch == nullptr &&
+                        TimestampDifferenceExceeds(lane.writer_registered_at, GetCurrentTimestamp(),
+                                                   kWriterStartSeconds * 1000));
         LWLockRelease(queue->lock);
         if (done)
             return true;
@@ -427,13 +489,15 @@ extern "C" void tusk_l3_writer_main(Datum arg)
     /* A shutdown (or pg_terminate_backend) writes what is queued first: the server waits for it. */
     pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
     BackgroundWorkerUnblockSignals();
-    Oid database;
+    Oid database, owner;
     memcpy(&database, MyBgworkerEntry->bgw_extra, sizeof database);
+    memcpy(&owner, MyBgworkerEntry->bgw_extra + sizeof database, sizeof owner);
     my_lane = DatumGetInt32(arg);
     before_shmem_exit(writer_exit, 0);
     if (queue == nullptr || my_lane < 0 || my_lane >= kLanes)
         proc_exit(0);
-    BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
+    /* As the database's owner (a DROP DATABASE ... WITH (FORCE) of the owner's may end it), even when it takes no connections. */
+    BackgroundWorkerInitializeConnectionByOid(database, owner, BGWORKER_BYPASS_ALLOWCONN);
     connected = true;
     /* Cache rows: their commits need no flush; the writer's own transactions read committed data. */
     SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
@@ -444,8 +508,18 @@ extern "C" void tusk_l3_writer_main(Datum arg)
     LWLockRelease(queue->lock);
 
     TimestampTz idle_since = GetCurrentTimestamp();
+    TimestampTz shutdown_at = 0;
     for (;;) {
         CHECK_FOR_INTERRUPTS();
+        if (ShutdownRequestPending && shutdown_at == 0)
+            shutdown_at = GetCurrentTimestamp();
+        /* A cache may forget: past the drain time, what is left is dropped with the lane. */
+        if (shutdown_at != 0 && TimestampDifferenceExceeds(shutdown_at, GetCurrentTimestamp(), kShutdownDrainMs)) {
+            LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+            Lane &lane = queue->lanes[my_lane];
+            lane.head = lane.written = lane.tail;
+            LWLockRelease(queue->lock);
+        }
         if (ConfigReloadPending) {
             ConfigReloadPending = false;
             ProcessConfigFile(PGC_SIGHUP);
