@@ -145,12 +145,13 @@ struct Validity {
  * has begun since `epoch` was read; checked again after the SET, which
  * is taken back if one began meanwhile (its removal may have run first).
  */
-bool l2_store_checked(const char *key, const char *encoded, size_t length, int64 ttl, uint64 epoch)
+bool l2_store_checked(const char *key, const char *encoded, size_t length, int64 ttl, uint64 key_hash,
+                      uint64 epoch)
 {
-    if (explicit_epoch() != epoch)
+    if (explicit_epoch(key_hash) != epoch)
         return false;
     bool stored = l2_put_encoded(key, encoded, length, ttl);
-    if (stored && explicit_epoch() != epoch) {
+    if (stored && explicit_epoch(key_hash) != epoch) {
         l2_delete(key);
         return false;
     }
@@ -174,7 +175,7 @@ void copy_up(const CacheKey &key, const core::Fingerprint &fingerprint, Jsonb *v
     if (to_l2 && l2_enabled()) {
         size_t length = 0;
         char *encoded = l2_encode(fingerprint, validity.bytes, validity.length, value, &length);
-        l2_store_checked(key.l2_name(), encoded, length, core::remaining_ttl(expires_at, now), epoch);
+        l2_store_checked(key.l2_name(), encoded, length, core::remaining_ttl(expires_at, now), key.l1.hash, epoch);
     }
 }
 
@@ -248,7 +249,7 @@ struct varlena *shared_lookup(const CacheKey &key, const core::Fingerprint *want
     tier_looked_up(start, Builtin::CacheL1Time, Builtin::CacheL1Hits, l1_hit != nullptr);
     if (l1_hit != nullptr)
         return l1_hit;
-    uint64 epoch = explicit_epoch(); /* before any lower tier is read */
+    uint64 epoch = explicit_epoch(key.l1.hash); /* before any lower tier is read */
     int64 expires_at;
     core::Fingerprint found;
     uint8_t *stored_validity = nullptr;
@@ -335,7 +336,7 @@ bool cache_store(const CacheKey &key, const core::Fingerprint &fingerprint, Json
     }
     bool stored = l1_keeps && l1_put(key.l1, fingerprint, raw, from.validity.bytes, from.validity.length,
                                      expires_at, now, &from.epoch);
-    if (l2_on && l2_store_checked(l2_key, l2_value, l2_length, ttl, from.epoch))
+    if (l2_on && l2_store_checked(l2_key, l2_value, l2_length, ttl, key.l1.hash, from.epoch))
         stored = true;
     if (l3_on) {
         /*
@@ -387,9 +388,9 @@ struct MissStart {
     WriteMark computed_at;
 };
 
-void miss_begin(MissStart *start)
+void miss_begin(MissStart *start, uint64 key_hash)
 {
-    start->epoch = explicit_epoch();
+    start->epoch = explicit_epoch(key_hash);
     start->own_writes = transaction_has_written();
     start->computed_at = current_write_mark();
     fill_begin(&start->recorder);
@@ -435,7 +436,7 @@ struct varlena *run_miss(const CachedCall &call)
     char *sql = text_to_cstring(call.query);
     Jsonb *params = call.params;
     MissStart start;
-    miss_begin(&start);
+    miss_begin(&start, call.key.l1.hash);
     int64_t query_start = builtin_timer_start();
     Jsonb *rows;
     try {
@@ -497,7 +498,7 @@ void start_miss_stream(CachedRows *rows, MemoryContext context)
     SPIPlanPtr plan = prepare_read_only(sql, rows->call.params, "tusk_cached_rows", &values, &nulls);
     /* Before the cursor's snapshot, after the statement's own analysis; in the stream's context, not SPI's. */
     MemoryContext spi = MemoryContextSwitchTo(context);
-    miss_begin(&rows->start);
+    miss_begin(&rows->start, rows->call.key.l1.hash);
     MemoryContextSwitchTo(spi);
     PG_TRY();
     {
@@ -666,7 +667,7 @@ Datum cache_set(FunctionCallInfo fcinfo)
     size_t length = 0;
     from.validity.bytes = explicit_validity(relations, count, &length);
     from.validity.length = length;
-    from.epoch = explicit_epoch();
+    from.epoch = explicit_epoch(key.l1.hash);
     from.own_writes = false;
     from.computed_at = current_write_mark();
     from.explicit_value = true; /* published when the transaction commits, dropped if it rolls back */
@@ -687,7 +688,8 @@ Datum cache_delete(FunctionCallInfo fcinfo)
     require_preloaded();
     require_arg(fcinfo, 0, "key");
     CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
-    pending_note_invalidation(); /* no value computed before this may reach L3 */
+    const uint64 *bumped = &key.l1.hash;
+    pending_note_invalidation(bumped); /* no value of the key computed before this may reach L3 */
     L3Refusal why = L3Refusal::None;
     int64 l3_result = l3_delete(key.l1, &why);
     bool in_l3 = l3_removed(l3_result, why, "the key was") > 0;
@@ -699,7 +701,7 @@ Datum cache_delete(FunctionCallInfo fcinfo)
             warn_l2_unreachable("the key was");
         in_l2 = removed > 0;
     }
-    pending_note_invalidation();
+    pending_note_invalidation(bumped);
     bool in_l1 = l1_delete(key.l1);
     PG_RETURN_BOOL(pending || in_l1 || in_l2 || in_l3);
 }
@@ -710,7 +712,7 @@ Datum cache_invalidate(FunctionCallInfo fcinfo)
     require_arg(fcinfo, 0, "prefix");
     text *user_prefix = PG_GETARG_TEXT_PP(0);
     EncodedKey prefix = encode_user_key(user_prefix, true);
-    pending_note_invalidation();
+    pending_note_invalidation(nullptr);
     L3Refusal why = L3Refusal::None;
     int64 l3_result = l3_delete_prefix(prefix, &why);
     uint64 in_l3 = l3_removed(l3_result, why, "the keys were");
@@ -719,7 +721,7 @@ Datum cache_invalidate(FunctionCallInfo fcinfo)
     if (l2_enabled())
         in_l2 = remove_from_l2(l2_prefix_for(VARDATA_ANY(user_prefix), VARSIZE_ANY_EXHDR(user_prefix)),
                                "the keys were");
-    pending_note_invalidation();
+    pending_note_invalidation(nullptr);
     uint64 in_l1 = l1_delete_prefix(prefix.bytes, prefix.length);
     /* A key cached in several tiers counts once: report the largest tier's count. */
     PG_RETURN_INT64(int64(pending + std::max({in_l1, in_l2, in_l3})));
@@ -728,13 +730,13 @@ Datum cache_invalidate(FunctionCallInfo fcinfo)
 Datum cache_flush(FunctionCallInfo)
 {
     require_preloaded();
-    pending_note_invalidation();
+    pending_note_invalidation(nullptr);
     L3Refusal why = L3Refusal::None;
     int64 l3_result = l3_delete_all(&why);
     uint64 in_l3 = l3_removed(l3_result, why, "the cache was");
     uint64 pending = pending_forget_prefix(nullptr, 0);
     uint64 in_l2 = l2_enabled() ? remove_from_l2(l2_prefix_of_everything(), "the cache was") : 0;
-    pending_note_invalidation();
+    pending_note_invalidation(nullptr);
     uint64 in_l1 = l1_delete_prefix(nullptr, 0);
     /* A key cached in several tiers counts once: report the largest tier's count. */
     PG_RETURN_INT64(int64(pending + std::max({in_l1, in_l2, in_l3})));

@@ -59,7 +59,8 @@ bool invalidation_setting = true; /* tusk.invalidation */
 
 struct InvalidationShared {
     pg_atomic_uint64 invalidations;
-    pg_atomic_uint64 explicit_epoch;
+    pg_atomic_uint64 explicit_epoch; /* every key */
+    pg_atomic_uint64 explicit_buckets[1024]; /* keys by hash */
 };
 core::DependencyClock *clock_state = nullptr;
 InvalidationShared *shared = nullptr;
@@ -483,6 +484,8 @@ void invalidation_startup_shmem()
         }
         pg_atomic_init_u64(&shared->invalidations, 0);
         pg_atomic_init_u64(&shared->explicit_epoch, 0);
+        for (auto &bucket : shared->explicit_buckets)
+            pg_atomic_init_u64(&bucket, 0);
         /* The postmaster saves the clock when it exits after a clean shutdown. */
         if (!IsUnderPostmaster)
             on_shmem_exit(save_clock, 0);
@@ -723,11 +726,31 @@ void invalidate_relation_now(Oid relation)
     pg_atomic_fetch_add_u64(&shared->invalidations, uint64(n));
 }
 
-uint64_t explicit_epoch() { return shared != nullptr ? pg_atomic_read_u64(&shared->explicit_epoch) : 0; }
+namespace {
+constexpr uint64_t kEpochBuckets = 1024;
+}
 
-uint64_t bump_explicit_epoch()
+uint64_t explicit_epoch(uint64_t key_hash)
 {
-    return shared != nullptr ? pg_atomic_fetch_add_u64(&shared->explicit_epoch, 1) : 0;
+    if (shared == nullptr)
+        return 0;
+    return pg_atomic_read_u64(&shared->explicit_epoch) +
+           pg_atomic_read_u64(&shared->explicit_buckets[key_hash % kEpochBuckets]);
+}
+
+void bump_explicit_epoch(const uint64_t *key_hash)
+{
+    if (shared == nullptr)
+        return;
+    if (key_hash == nullptr)
+        pg_atomic_fetch_add_u64(&shared->explicit_epoch, 1);
+    else
+        pg_atomic_fetch_add_u64(&shared->explicit_buckets[*key_hash % kEpochBuckets], 1);
+}
+
+bool epoch_bump_concerns(const uint64_t *bumped, uint64_t key_hash)
+{
+    return bumped == nullptr || *bumped % kEpochBuckets == key_hash % kEpochBuckets;
 }
 
 uint64_t invalidation_count() { return shared != nullptr ? pg_atomic_read_u64(&shared->invalidations) : 0; }

@@ -109,13 +109,18 @@ bool validity_describe(const uint8_t *validity, size_t length, uint64_t *fill_cl
 void invalidate_relation_now(Oid relation);
 
 /*
- * A server-wide counter bumped by every tusk_cache_delete, invalidate and
- * flush: a value computed or read before a bump may be what was removed,
- * so it is not stored (L1 checks it under its partition lock, L2 checks it
- * again after its SET, L3 at commit).
+ * The removal epoch of a key: bumped by tusk_cache_delete of a key of its
+ * bucket (1024 buckets by key hash) and by every tusk_cache_invalidate and
+ * tusk_cache_flush. A value computed or read before a bump may be what was
+ * removed, so it is not stored (L1 checks under its partition lock, L2
+ * again after its SET, L3 at commit and in the L3 writer). Both parts only
+ * grow, so their sum is unchanged exactly when neither moved.
  */
-uint64_t explicit_epoch();
-uint64_t bump_explicit_epoch(); /* returns the epoch before the bump */
+uint64_t explicit_epoch(uint64_t key_hash);
+/* A delete of the key with this hash bumps its bucket; nullptr (invalidate, flush) bumps every key. */
+void bump_explicit_epoch(const uint64_t *key_hash);
+/* Whether a bump of `bumped` (nullptr: all) moves the epoch of keys with hash `key_hash`. */
+bool epoch_bump_concerns(const uint64_t *bumped, uint64_t key_hash);
 
 /* Relations whose changes make a value stale: how many slots were bumped (for tusk_cache_stats). */
 uint64_t invalidation_count();

@@ -171,7 +171,7 @@ bool l1_put(const EncodedKey &key, const core::Fingerprint &fingerprint,
     uint32_t partition = store->partition_of(key.hash);
     LWLockAcquire(lock_for(partition), LW_EXCLUSIVE);
     bool stored_it = false;
-    if (expected_epoch == nullptr || explicit_epoch() == *expected_epoch)
+    if (expected_epoch == nullptr || explicit_epoch(key.hash) == *expected_epoch)
         stored_it = store->put(key.ref(), fingerprint, stored, stored_length, expires_at, now) ==
                     core::PutStatus::Stored;
     LWLockRelease(lock_for(partition));

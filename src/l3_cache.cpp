@@ -46,6 +46,8 @@
  */
 #include "l3_cache.hpp"
 
+#include <algorithm>
+
 extern "C" {
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -609,8 +611,7 @@ uint64 write_chunks(Statement statement, const L3Row *rows, int count, int64 now
     return done;
 }
 
-L3BatchResult l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int stale_count,
-                           int64 now, uint64 epoch)
+L3BatchResult l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int stale_count, int64 now)
 {
     if ((count <= 0 && stale_count <= 0) || !l3_writable())
         return L3BatchResult::Skipped;
@@ -641,10 +642,15 @@ L3BatchResult l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int
              * rows may be what it removed. Remove them again instead, so L3
              * keeps no older value than the other tiers either.
              */
-            if (explicit_epoch() != epoch) {
-                write_chunks(DeleteBatch, rows, count, now);
+            auto *moved = static_cast<L3Row *>(palloc(sizeof(L3Row) * (count + 1)));
+            int n_moved = 0;
+            for (int i = 0; i < count; i++)
+                if (explicit_epoch(rows[i].key.hash) != rows[i].epoch)
+                    moved[n_moved++] = rows[i];
+            if (n_moved > 0) {
+                write_chunks(DeleteBatch, moved, n_moved, now);
                 invalidated = true;
-                written = 0;
+                written -= std::min<uint64>(written, uint64(n_moved));
             }
             execute(Sweep, sweep_args, false, 0, SPI_OK_DELETE);
             swept = SPI_processed;

@@ -67,6 +67,7 @@ struct L3Row {
     int64 expires_at;
     const uint8_t *validity; /* its validity record (invalidation.hpp) */
     size_t validity_length;
+    uint64_t epoch; /* explicit_epoch(key.hash) from before the value was computed */
 };
 
 enum class L3BatchResult {
@@ -79,13 +80,13 @@ enum class L3BatchResult {
 /*
  * Writes the rows (insert or replace; keys must be distinct) and deletes
  * the rows of the stale keys, in the current transaction, a statement per
- * chunk, and removes expired rows while at it; for PRE_COMMIT (pending.cpp).
- * If explicit_epoch() is no longer epoch after the write, the rows'
- * keys are deleted instead. Never waits long (see l3_cache.cpp). A query
- * cancel still raises.
+ * chunk, and removes expired rows while at it; for PRE_COMMIT (pending.cpp)
+ * and the L3 writer (l3_queue.cpp). A row whose key's explicit_epoch() is
+ * no longer its epoch after the write is deleted again (Invalidated: at
+ * least one was). Never waits long (see l3_cache.cpp). A query cancel
+ * still raises.
  */
-L3BatchResult l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int stale_count,
-                           int64 now, uint64 epoch);
+L3BatchResult l3_put_batch(const L3Row *rows, int count, const L3Row *stale, int stale_count, int64 now);
 
 /*
  * Removes key (waiting, as DELETE does, for a transaction that holds its

@@ -51,6 +51,7 @@ PGDLLEXPORT void tusk_l3_writer_main(Datum);
 #include <algorithm>
 #include <cstring>
 
+#include "core/cache_key.hpp"
 #include "invalidation.hpp"
 #include "l3_cache.hpp"
 
@@ -243,8 +244,8 @@ int take_batch(L3Row *rows, uint64 *end)
         rows[n].value = reinterpret_cast<struct varlena *>(p);
         rows[n].fingerprint = h.fingerprint;
         rows[n].expires_at = h.expires_at;
-        /* The epoch rides in the key's hash field, which L3 does not use. */
-        rows[n].key.hash = h.epoch;
+        rows[n].key.hash = core::key_hash(rows[n].key.bytes, rows[n].key.length);
+        rows[n].epoch = h.epoch;
         n++;
         at += h.total;
     }
@@ -271,7 +272,6 @@ void write_batch()
         int n = take_batch(rows, &end);
         if (n > 0) {
             int64 now = GetCurrentTimestamp();
-            uint64 epoch = explicit_epoch();
             /*
              * Kept: the newest record of each key (a statement cannot write a
              * key twice), unexpired, and begun after the last delete,
@@ -279,7 +279,7 @@ void write_batch()
              */
             int kept = 0;
             for (int i = n - 1; i >= 0; i--) {
-                if (rows[i].key.hash != epoch || rows[i].expires_at <= now)
+                if (rows[i].epoch != explicit_epoch(rows[i].key.hash) || rows[i].expires_at <= now)
                     continue;
                 bool newer_seen = false;
                 for (int j = 0; j < kept && !newer_seen; j++)
@@ -289,9 +289,9 @@ void write_batch()
                     rows[kept++] = rows[i];
             }
             /* One bad row must not cost the others theirs: a failed batch is retried row by row. */
-            if (kept > 0 && l3_put_batch(rows, kept, nullptr, 0, now, epoch) == L3BatchResult::Failed && kept > 1)
+            if (kept > 0 && l3_put_batch(rows, kept, nullptr, 0, now) == L3BatchResult::Failed && kept > 1)
                 for (int i = 0; i < kept; i++)
-                    l3_put_batch(&rows[i], 1, nullptr, 0, now, epoch);
+                    l3_put_batch(&rows[i], 1, nullptr, 0, now);
         }
         PopActiveSnapshot();
         CommitTransactionCommand();

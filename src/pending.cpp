@@ -42,6 +42,7 @@ struct PendingEntry {
     bool shared_now;  /* already in L1 and L2 (a reading transaction's fill): only L3 waits */
     bool explicit_value; /* from tusk_cache_set: no query read the data, so it cannot go stale */
     bool dropped;     /* set at PRE_COMMIT: neither written to L3 nor published */
+    bool follows_bump; /* scratch of pending_note_invalidation() */
     char *l2_key;     /* nullptr when L2 was off */
     char *l2_value;
     size_t l2_length;
@@ -138,14 +139,10 @@ template <typename Pred> uint64 remove_where(Pred pred)
  * and L2 already hold but that is dropped here has its L3 row deleted, so
  * that L3 does not keep an older value than the tiers above.
  */
-/* The epoch write_pending_to_l3() checked; publish_pending() checks it again. */
-uint64 precommit_epoch = 0;
-
 /* Returns whether L3 rows may have been deleted (then the commit stays synchronous). */
 bool write_pending_to_l3()
 {
     WriteMark mark = current_write_mark();
-    uint64 epoch = explicit_epoch();
     int64 now = GetCurrentTimestamp();
     bool l3_on = l3_writable();
     int count = 0;
@@ -156,8 +153,9 @@ bool write_pending_to_l3()
     int n = 0, n_stale = 0;
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next) {
         L3Row row{EncodedKey{e->key, e->key_length, e->hash}, e->fingerprint, e->value, e->expires_at,
-                  e->validity, e->validity_length};
-        e->dropped = e->epoch != epoch || (!e->shared_now && !e->explicit_value && !(e->mark == mark));
+                  e->validity, e->validity_length, e->epoch};
+        e->dropped = e->epoch != explicit_epoch(e->hash) ||
+                     (!e->shared_now && !e->explicit_value && !(e->mark == mark));
         if (e->dropped && e->shared_now)
             stale[n_stale++] = row;
         else if (!e->dropped && e->expires_at > now)
@@ -167,17 +165,15 @@ bool write_pending_to_l3()
     if (l3_on && n + n_stale > 0) {
         /* The statements are over: SPI needs a snapshot of its own here. */
         PushActiveSnapshot(GetTransactionSnapshot());
-        result = l3_put_batch(rows, n, stale, n_stale, now, epoch);
+        result = l3_put_batch(rows, n, stale, n_stale, now);
         PopActiveSnapshot();
     }
     pfree(rows);
     pfree(stale);
-    precommit_epoch = epoch;
-    if (result == L3BatchResult::Invalidated) {
-        /* Computed before a delete after all: not for L1 and L2 either. */
-        for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
+    /* A value whose key was removed meanwhile (its L3 row deleted again) is not for L1 and L2 either. */
+    for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
+        if (e->epoch != explicit_epoch(e->hash))
             e->dropped = true;
-    }
     /* What was dropped is not published to L1 and L2 at commit either. */
     remove_where([](const PendingEntry *e) { return e->dropped; });
     return n_stale > 0 || result == L3BatchResult::Invalidated;
@@ -194,9 +190,6 @@ constexpr size_t kMaxPublishedBytes = 64 * 1024 * 1024;
 
 void publish_pending()
 {
-    /* A delete since PRE_COMMIT: these values may be what it removed. */
-    if (explicit_epoch() != precommit_epoch)
-        return;
     int64 now = GetCurrentTimestamp();
     int count = 0;
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
@@ -216,7 +209,9 @@ void publish_pending()
     size_t published_bytes = 0;
     for (int i = count - 1; i >= 0; i--) {
         PendingEntry *e = entries[i];
-        if (e->shared_now || e->expires_at <= now || !validity_current(e->validity, e->validity_length))
+        /* (a delete of its key since PRE_COMMIT: it may be what that removed) */
+        if (e->shared_now || e->expires_at <= now || e->epoch != explicit_epoch(e->hash) ||
+            !validity_current(e->validity, e->validity_length))
             continue;
         EncodedKey key{e->key, e->key_length, e->hash};
         l1_put(key, e->fingerprint, e->value, e->validity, e->validity_length, e->expires_at, now);
@@ -361,13 +356,19 @@ void pending_put_l3(const EncodedKey &key, const core::Fingerprint &fingerprint,
               current_write_mark());
 }
 
-void pending_note_invalidation()
+void pending_note_invalidation(const uint64 *key_hash)
 {
-    uint64 before = bump_explicit_epoch();
-    /* The caller forgot its own entries that the invalidation matched; the rest stay valid. */
+    /*
+     * The caller forgot its own entries that the invalidation matched; the
+     * rest stay valid: those whose epoch the bump moves move with it (unless
+     * another session's bump came in between: then they are dropped).
+     */
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
-        if (e->epoch == before)
-            e->epoch = before + 1;
+        e->follows_bump = epoch_bump_concerns(key_hash, e->hash) && e->epoch == explicit_epoch(e->hash);
+    bump_explicit_epoch(key_hash);
+    for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
+        if (e->follows_bump)
+            e->epoch++;
 }
 
 void pending_put(const EncodedKey &key, const core::Fingerprint &fingerprint,

@@ -92,7 +92,7 @@ void pending_put_l3(const EncodedKey &key, const core::Fingerprint &fingerprint,
  * matching pending values): other sessions' values computed before it
  * are then not written to L3 at their commit.
  */
-void pending_note_invalidation();
+void pending_note_invalidation(const uint64 *key_hash);
 
 /*
  * A palloc'd copy of the pending value, or nullptr. want == nullptr accepts
