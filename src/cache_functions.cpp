@@ -688,7 +688,7 @@ Datum cache_delete(FunctionCallInfo fcinfo)
     require_preloaded();
     require_arg(fcinfo, 0, "key");
     CacheKey key = cache_key(PG_GETARG_TEXT_PP(0));
-    const uint64 *bumped = &key.l1.hash;
+    const uint64_t *bumped = &key.l1.hash;
     pending_note_invalidation(bumped); /* no value of the key computed before this may reach L3 */
     L3Refusal why = L3Refusal::None;
     int64 l3_result = l3_delete(key.l1, &why);

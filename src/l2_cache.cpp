@@ -701,7 +701,7 @@ int l2_put_many(const L2Put *puts, int count)
     return stored;
 }
 
-int l2_delete(const char *key)
+int l2_delete(const char *key, bool may_raise)
 {
     long long removed = 0;
     Outcome outcome = l2_call(
@@ -712,7 +712,7 @@ int l2_delete(const char *key)
             removed = r[0].integer;
             return nullptr;
         },
-        true);
+        may_raise);
     if (outcome != Outcome::Ok)
         return -1;
     return removed > 0 ? 1 : 0;

@@ -76,7 +76,7 @@ bool l2_put_encoded(const char *key, const char *encoded, size_t length, int64 t
                     bool may_raise = true);
 
 /* 1 if Redis removed key, 0 if it was not there, -1 if Redis could not be asked. */
-int l2_delete(const char *key);
+int l2_delete(const char *key, bool may_raise = true);
 
 /*
  * Deletes every key starting with prefix (SCAN MATCH and UNLINK, never

@@ -39,9 +39,8 @@
  * kSweepPerFill expired rows per row it writes (oldest first), so the table
  * cannot grow past its live rows by more than what expires between fills.
  *
- * Shared state: the l3 counters and the invalidation epoch (bumped by every
- * delete, invalidate and flush, see pending.cpp), atomics
- * (pg_atomic_uint64), no lock.
+ * Shared state: the l3 counters, atomics (pg_atomic_uint64), no lock; the
+ * removal epochs are invalidation.cpp's (explicit_epoch()).
  * Plain C-style code: no C++ object with a destructor lives in these frames.
  */
 #include "l3_cache.hpp"

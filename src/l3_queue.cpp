@@ -277,17 +277,20 @@ void write_batch()
              * key twice), unexpired, and begun after the last delete,
              * invalidate or flush (it may be what that removed).
              */
-            int kept = 0;
+            /* The newest of each key first (an older one must not stand in for it), then the filters. */
+            int newest = 0;
             for (int i = n - 1; i >= 0; i--) {
-                if (rows[i].epoch != explicit_epoch(rows[i].key.hash) || rows[i].expires_at <= now)
-                    continue;
                 bool newer_seen = false;
-                for (int j = 0; j < kept && !newer_seen; j++)
+                for (int j = 0; j < newest && !newer_seen; j++)
                     newer_seen = rows[j].key.length == rows[i].key.length &&
                                  memcmp(rows[j].key.bytes, rows[i].key.bytes, rows[i].key.length) == 0;
                 if (!newer_seen)
-                    rows[kept++] = rows[i];
+                    rows[newest++] = rows[i];
             }
+            int kept = 0;
+            for (int i = 0; i < newest; i++)
+                if (rows[i].epoch == explicit_epoch(rows[i].key.hash) && rows[i].expires_at > now)
+                    rows[kept++] = rows[i];
             /* One bad row must not cost the others theirs: a failed batch is retried row by row. */
             if (kept > 0 && l3_put_batch(rows, kept, nullptr, 0, now) == L3BatchResult::Failed && kept > 1)
                 for (int i = 0; i < kept; i++)

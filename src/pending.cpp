@@ -38,7 +38,7 @@ struct PendingEntry {
     int64 expires_at;
     SubTransactionId subxact;
     WriteMark mark;   /* when the value was computed */
-    uint64 epoch;     /* explicit_epoch() before it was computed */
+    uint64 epoch;     /* explicit_epoch(hash) before it was computed */
     bool shared_now;  /* already in L1 and L2 (a reading transaction's fill): only L3 waits */
     bool explicit_value; /* from tusk_cache_set: no query read the data, so it cannot go stale */
     bool dropped;     /* set at PRE_COMMIT: neither written to L3 nor published */
@@ -107,12 +107,24 @@ bool same_key(const PendingEntry *e, const EncodedKey &key)
            std::memcmp(e->key, key.bytes, key.length) == 0;
 }
 
+/*
+ * True while write_pending_to_l3() has rows that point into the entries:
+ * code it runs (a trigger on the L3 table calling tusk_cache_delete) must
+ * not free them. Entries are then only marked dropped, and removed after.
+ */
+bool batch_in_progress = false;
+
 template <typename Pred> uint64 remove_where(Pred pred)
 {
     uint64 removed = 0;
     for (PendingEntry **link = &pending_head; *link != nullptr;) {
         PendingEntry *e = *link;
-        if (pred(e)) {
+        if (batch_in_progress && pred(e)) {
+            if (!e->dropped)
+                removed++;
+            e->dropped = true;
+            link = &e->next;
+        } else if (pred(e)) {
             *link = e->next;
             count_hash(e->hash, -1);
             pfree(e->value);
@@ -165,7 +177,16 @@ bool write_pending_to_l3()
     if (l3_on && n + n_stale > 0) {
         /* The statements are over: SPI needs a snapshot of its own here. */
         PushActiveSnapshot(GetTransactionSnapshot());
-        result = l3_put_batch(rows, n, stale, n_stale, now);
+        batch_in_progress = true;
+        PG_TRY();
+        {
+            result = l3_put_batch(rows, n, stale, n_stale, now);
+        }
+        PG_FINALLY();
+        {
+            batch_in_progress = false;
+        }
+        PG_END_TRY();
         PopActiveSnapshot();
     }
     pfree(rows);
@@ -214,15 +235,26 @@ void publish_pending()
             !validity_current(e->validity, e->validity_length))
             continue;
         EncodedKey key{e->key, e->key_length, e->hash};
-        l1_put(key, e->fingerprint, e->value, e->validity, e->validity_length, e->expires_at, now);
+        l1_put(key, e->fingerprint, e->value, e->validity, e->validity_length, e->expires_at, now, &e->epoch);
         /* Bounded: a commit waits for at most kMaxPublished values' worth of Redis round trips. */
         if (e->l2_key != nullptr && n < kMaxPublished && published_bytes + e->l2_length <= kMaxPublishedBytes) {
             puts[n++] = L2Put{e->l2_key, e->l2_value, e->l2_length, core::remaining_ttl(e->expires_at, now)};
             published_bytes += e->l2_length;
         }
     }
-    if (n > 0)
-        l2_put_many(puts, n);
+    if (n > 0) {
+        int stored = l2_put_many(puts, n);
+        /* A delete of a key while its SET was on the way may have run first: take that SET back. */
+        int k2 = 0;
+        for (int i = count - 1; i >= 0 && k2 < stored; i--) {
+            PendingEntry *e = entries[i];
+            if (puts[k2].key != e->l2_key)
+                continue;
+            if (e->epoch != explicit_epoch(e->hash))
+                l2_delete(e->l2_key, false);
+            k2++;
+        }
+    }
 }
 
 void on_xact_event(XactEvent event, void *)
@@ -356,15 +388,17 @@ void pending_put_l3(const EncodedKey &key, const core::Fingerprint &fingerprint,
               current_write_mark());
 }
 
-void pending_note_invalidation(const uint64 *key_hash)
+void pending_note_invalidation(const uint64_t *key_hash)
 {
     /*
      * The caller forgot its own entries that the invalidation matched; the
      * rest stay valid: those whose epoch the bump moves move with it (unless
      * another session's bump came in between: then they are dropped).
      */
+    /* (not during the commit-time batch, whose rows carry the epochs they had: they are dropped instead) */
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
-        e->follows_bump = epoch_bump_concerns(key_hash, e->hash) && e->epoch == explicit_epoch(e->hash);
+        e->follows_bump = !batch_in_progress && epoch_bump_concerns(key_hash, e->hash) &&
+                          e->epoch == explicit_epoch(e->hash);
     bump_explicit_epoch(key_hash);
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
         if (e->follows_bump)
@@ -403,8 +437,8 @@ struct varlena *pending_get(const EncodedKey &key, const core::Fingerprint *want
         }
         if (e->expires_at <= now || (want != nullptr && *want != e->fingerprint))
             return nullptr;
-        if (!validity_current(e->validity, e->validity_length)) {
-            /* Another transaction changed what it read, and committed. */
+        if (!validity_current(e->validity, e->validity_length) || e->epoch != explicit_epoch(e->hash)) {
+            /* Another transaction changed what it read and committed, or deleted the key. */
             pending_forget(key);
             return nullptr;
         }

@@ -68,7 +68,7 @@ void pending_register_callbacks();
 
 /*
  * Keeps value (copied) for key until commit, replacing any earlier pending
- * value. epoch is explicit_epoch() from before the value was
+ * value. epoch is explicit_epoch(key.hash) from before the value was
  * computed; explicit_value says it came from tusk_cache_set (no query, so
  * the transaction's later writes do not make it stale). l2_key and l2_value
  * (its encoded form) are given when L2 is on: they are made now, because
@@ -92,7 +92,7 @@ void pending_put_l3(const EncodedKey &key, const core::Fingerprint &fingerprint,
  * matching pending values): other sessions' values computed before it
  * are then not written to L3 at their commit.
  */
-void pending_note_invalidation(const uint64 *key_hash);
+void pending_note_invalidation(const uint64_t *key_hash);
 
 /*
  * A palloc'd copy of the pending value, or nullptr. want == nullptr accepts
