@@ -244,7 +244,15 @@ bool writes_untracked_here()
     return MyBgworkerEntry != nullptr && strcmp(MyBgworkerEntry->bgw_type, "logical replication worker") == 0;
 }
 
-void publish_writes()
+/*
+ * Bumps every written slot; `count` adds them to tusk_cache_stats'
+ * invalidations. Run twice: at PRE_COMMIT (before the commit is visible:
+ * every value filled before then is retired before anyone can see the
+ * new data, which narrows the window the proof leaves to fills that
+ * begin during the commit itself) and at COMMIT (after it is visible:
+ * the bump the proof in core/dependency_clock.hpp relies on).
+ */
+void bump_written(bool count)
 {
     if (written_count == 0 && !wrote_database && !wrote_everything)
         return;
@@ -259,7 +267,8 @@ void publish_writes()
     if (wrote_everything)
         slots[n++] = core::kEverythingSlot;
     clock_state->bump(slots, size_t(n));
-    pg_atomic_fetch_add_u64(&shared->invalidations, uint64(n));
+    if (count)
+        pg_atomic_fetch_add_u64(&shared->invalidations, uint64(n));
 }
 
 void on_xact_event(XactEvent event, void *)
@@ -271,12 +280,14 @@ void on_xact_event(XactEvent event, void *)
                 /* (a two-phase COMMIT PREPARED it applies has no transaction id of its own: every commit counts) */
                 if (writes_untracked_here())
                     wrote_database = true;
+                if (clock_state != nullptr)
+                    bump_written(false);
             }
             break;
         case XACT_EVENT_COMMIT:
             /* The commit is visible to new snapshots now, and COMMIT has not returned yet. */
             if (clock_state != nullptr) {
-                publish_writes();
+                bump_written(true);
                 sample_transaction_start();
             }
             forget_writes();
