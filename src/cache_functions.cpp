@@ -96,14 +96,26 @@ EncodedKey encode_user_key(text *key, bool allow_empty = false)
     return out;
 }
 
-int64 ttl_micros(Interval *ttl)
+/* An interval argument `what` in microseconds; an ERROR (with `hint`, if any) unless it is greater than zero. */
+int64 positive_interval_micros(Interval *value, const char *what, const char *hint)
 {
     int64 micros;
-    if (core::interval_to_ttl(ttl->month, ttl->day, ttl->time, micros) != core::TtlStatus::Ok)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("ttl must be greater than zero"),
-                        errhint("Use an interval such as '30s', '5 min' or '1 day'.")));
+    if (core::interval_to_ttl(value->month, value->day, value->time, micros) != core::TtlStatus::Ok)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must be greater than zero", what),
+                        hint != nullptr ? errhint("%s", hint) : 0));
     return micros;
+}
+
+int64 ttl_micros(Interval *ttl)
+{
+    return positive_interval_micros(ttl, "ttl", "Use an interval such as '30s', '5 min' or '1 day'.");
+}
+
+/* Raises undefined_table unless a relation with this OID exists. */
+void require_relation(Oid relation)
+{
+    if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relation)))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relation)));
 }
 
 /*
@@ -642,8 +654,7 @@ Oid *dependency_relations(ArrayType *depends_on, int *count)
         if (nulls[i])
             ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("depends_on must not contain NULL")));
         out[i] = DatumGetObjectId(elements[i]);
-        if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(out[i])))
-            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", out[i])));
+        require_relation(out[i]);
     }
     *count = n;
     return out;
@@ -747,8 +758,7 @@ Datum cache_invalidate_relation(FunctionCallInfo fcinfo)
     require_preloaded();
     require_arg(fcinfo, 0, "relation");
     Oid relation = PG_GETARG_OID(0);
-    if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relation)))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relation)));
+    require_relation(relation);
     /* Whoever could change the relation could retire its values by writing: the same roles may do it directly. */
     if (!pg_class_ownercheck(relation, GetUserId()) &&
         pg_class_aclmask(relation, GetUserId(), ACL_INSERT | ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE, ACLMASK_ANY) == 0)
@@ -763,10 +773,7 @@ Datum cache_l3_wait(FunctionCallInfo fcinfo)
 {
     require_preloaded();
     require_arg(fcinfo, 0, "timeout");
-    Interval *timeout = PG_GETARG_INTERVAL_P(0);
-    int64 micros;
-    if (core::interval_to_ttl(timeout->month, timeout->day, timeout->time, micros) != core::TtlStatus::Ok)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("timeout must be greater than zero")));
+    int64 micros = positive_interval_micros(PG_GETARG_INTERVAL_P(0), "timeout", nullptr);
     PG_RETURN_BOOL(l3_queue_wait(micros / 1000));
 }
 

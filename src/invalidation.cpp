@@ -57,10 +57,12 @@ namespace {
 
 bool invalidation_setting = true; /* tusk.invalidation */
 
+constexpr uint64_t kEpochBuckets = 1024;
+
 struct InvalidationShared {
     pg_atomic_uint64 invalidations;
     pg_atomic_uint64 explicit_epoch; /* every key */
-    pg_atomic_uint64 explicit_buckets[1024]; /* keys by hash */
+    pg_atomic_uint64 explicit_buckets[kEpochBuckets]; /* keys by hash */
 };
 core::DependencyClock *clock_state = nullptr;
 InvalidationShared *shared = nullptr;
@@ -148,7 +150,21 @@ bool tracking_writes()
     return invalidation_setting && clock_state != nullptr && !IsAutoVacuumWorkerProcess();
 }
 
-/* A write to relation: it and, when it has any, its partitions or inheritance children. */
+/* note(slot) for relation and, when it has any, each of its partitions or inheritance children. */
+template <typename Note> void for_relation_and_descendants(Oid relation, Note &&note)
+{
+    note(slot_of(relation));
+    if (!has_subclass(relation))
+        return;
+    List *descendants = find_all_inheritors(relation, NoLock, nullptr);
+    ListCell *lc;
+    foreach (lc, descendants)
+        if (lfirst_oid(lc) != relation) /* find_all_inheritors lists the relation itself first */
+            note(slot_of(lfirst_oid(lc)));
+    list_free(descendants);
+}
+
+/* A write to relation: it and its descendants. */
 void note_written_relation(Oid relation)
 {
     for (int i = 0; i < seen_count; i++)
@@ -156,14 +172,7 @@ void note_written_relation(Oid relation)
             return;
     if (seen_count < kMaxSeenRelations)
         seen_relations[seen_count++] = relation;
-    note_written_slot(slot_of(relation));
-    if (!has_subclass(relation))
-        return;
-    List *descendants = find_all_inheritors(relation, NoLock, nullptr);
-    ListCell *lc;
-    foreach (lc, descendants)
-        note_written_slot(slot_of(lfirst_oid(lc)));
-    list_free(descendants);
+    for_relation_and_descendants(relation, note_written_slot);
 }
 
 bool own_statements = false; /* tusk's statements on its own tables are running */
@@ -193,34 +202,38 @@ bool changes_functions(const SharedInvalidationMessage &m)
     return m.id >= 0 && (m.cc.id == PROCOID || m.cc.id == NAMESPACEOID);
 }
 
+/* visit(message) for each invalidation message of the (top-level) transaction so far. */
+template <typename Visit> void for_each_own_invalidation(Visit &&visit)
+{
+    SharedInvalidationMessage *messages = nullptr;
+    bool init_file = false;
+    int n = xactGetCommittedInvalidationMessages(&messages, &init_file);
+    for (int i = 0; i < n; i++)
+        visit(messages[i]);
+    if (messages != nullptr)
+        pfree(messages);
+}
+
 /* How many of the transaction's invalidation messages so far concern functions or schemas (-1 below top level). */
 int64 function_changes_so_far()
 {
     if (GetCurrentTransactionNestLevel() != 1)
         return -1;
-    SharedInvalidationMessage *messages = nullptr;
-    bool init_file = false;
-    int n = xactGetCommittedInvalidationMessages(&messages, &init_file);
     int64 count = 0;
-    for (int i = 0; i < n; i++)
-        if (changes_functions(messages[i]))
+    for_each_own_invalidation([&count](const SharedInvalidationMessage &m) {
+        if (changes_functions(m))
             count++;
-    if (messages != nullptr)
-        pfree(messages);
+    });
     return count;
 }
 
 void note_catalog_changes()
 {
-    SharedInvalidationMessage *messages = nullptr;
-    bool init_file = false;
-    int n = xactGetCommittedInvalidationMessages(&messages, &init_file);
     int64 function_changes = 0;
-    for (int i = 0; i < n; i++) {
-        const SharedInvalidationMessage &m = messages[i];
+    for_each_own_invalidation([&function_changes](const SharedInvalidationMessage &m) {
         if (m.id == SHAREDINVALRELCACHE_ID) {
             if (m.rc.dbId != MyDatabaseId && m.rc.dbId != InvalidOid)
-                continue;
+                return;
             if (m.rc.relId == InvalidOid)
                 wrote_database = true;
             else
@@ -231,9 +244,7 @@ void note_catalog_changes()
             /* A function's body or privileges, a schema's privileges: any query may use them. */
             function_changes++;
         }
-    }
-    if (messages != nullptr)
-        pfree(messages);
+    });
     if (function_changes > 0 && (own_upgrade_changes < 0 || function_changes > own_upgrade_changes))
         wrote_database = true;
 }
@@ -280,8 +291,7 @@ void on_xact_event(XactEvent event, void *)
                 /* (a two-phase COMMIT PREPARED it applies has no transaction id of its own: every commit counts) */
                 if (writes_untracked_here())
                     wrote_database = true;
-                if (clock_state != nullptr)
-                    bump_written(false);
+                bump_written(false); /* (tracking_writes: the clock is there) */
             }
             break;
         case XACT_EVENT_COMMIT:
@@ -352,21 +362,14 @@ void add_slot(FillRecorder *r, uint32 slot)
         r->too_many = true;
         return;
     }
+    /* The slot array lives where r was begun (repalloc keeps a chunk's context). */
     if (r->count == r->capacity) {
         uint32 capacity = r->capacity == 0 ? 16 : r->capacity * 2;
-        r->slots = static_cast<uint32 *>(r->slots == nullptr ? palloc(sizeof(uint32) * capacity)
+        r->slots = static_cast<uint32 *>(r->slots == nullptr ? MemoryContextAlloc(r->context, sizeof(uint32) * capacity)
                                                              : repalloc(r->slots, sizeof(uint32) * capacity));
         r->capacity = capacity;
     }
     r->slots[r->count++] = slot;
-}
-
-/* Adds into r's context: the slot array lives where r was begun. */
-void add_slot_in(FillRecorder *r, uint32 slot, MemoryContext context)
-{
-    MemoryContext previous = MemoryContextSwitchTo(context);
-    add_slot(r, slot);
-    MemoryContextSwitchTo(previous);
 }
 
 /*
@@ -551,7 +554,7 @@ void fill_absorb(FillRecorder *into, const FillRecorder *from)
 {
     /* The outer value depends on what the inner fill read, as of the older of their clocks. */
     for (uint32 i = 0; i < from->count; i++)
-        add_slot_in(into, from->slots[i], into->context);
+        add_slot(into, from->slots[i]);
     into->flags |= from->flags & ~core::kValidityNotTracked;
     into->private_data |= from->private_data;
     into->fill_clock = std::min(into->fill_clock, from->fill_clock);
@@ -589,7 +592,6 @@ void fill_note_plan(PlannedStmt *plan)
     FillRecorder *r = current_fill;
     if (r == nullptr || !r->active || plan == nullptr)
         return;
-    MemoryContext context = r->context;
     ListCell *lc;
     foreach (lc, plan->rtable) {
         RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
@@ -604,7 +606,7 @@ void fill_note_plan(PlannedStmt *plan)
         }
         if (get_rel_persistence(rte->relid) == RELPERSISTENCE_TEMP)
             r->private_data = true;
-        add_slot_in(r, slot_of(rte->relid), context);
+        add_slot(r, slot_of(rte->relid));
     }
 }
 
@@ -617,13 +619,12 @@ void fill_note_value(const uint8_t *validity, size_t length)
     const uint8_t *slots;
     if (!core::decode_validity(validity, length, header, slots))
         return;
-    MemoryContext context = r->context;
     r->flags |= header.flags & core::kValidityUntracked;
     absorb_replay(r, header.flags, header.replay);
     if (header.count == 0)
         return;
     for (uint32 i = 0; i < header.count; i++)
-        add_slot_in(r, core::validity_slot(slots, i), context);
+        add_slot(r, core::validity_slot(slots, i));
     r->fill_clock = std::min(r->fill_clock, header.fill_clock);
 }
 
@@ -719,26 +720,19 @@ void invalidate_relation_now(Oid relation)
     /* Not deferred to commit: the caller asks for the values to go now, whatever its transaction does. */
     uint32 slots[kMaxWrittenSlots];
     int n = 0;
-    slots[n++] = slot_of(relation);
-    if (has_subclass(relation)) {
-        List *descendants = find_all_inheritors(relation, NoLock, nullptr);
-        ListCell *lc;
-        foreach (lc, descendants) {
-            if (n == kMaxWrittenSlots) {
-                slots[0] = core::dependency_slot(MyDatabaseId, InvalidOid);
-                n = 1;
-                break;
-            }
-            slots[n++] = slot_of(lfirst_oid(lc));
-        }
-        list_free(descendants);
+    bool too_many = false;
+    for_relation_and_descendants(relation, [&](uint32 slot) {
+        if (n < kMaxWrittenSlots)
+            slots[n++] = slot;
+        else
+            too_many = true;
+    });
+    if (too_many) {
+        slots[0] = core::dependency_slot(MyDatabaseId, InvalidOid);
+        n = 1;
     }
     clock_state->bump(slots, size_t(n));
     pg_atomic_fetch_add_u64(&shared->invalidations, uint64(n));
-}
-
-namespace {
-constexpr uint64_t kEpochBuckets = 1024;
 }
 
 uint64_t explicit_epoch(uint64_t key_hash)

@@ -57,6 +57,7 @@ extern "C" {
 #include "core/redis_client.hpp"
 #include "core/ttl.hpp"
 #include "invalidation.hpp"
+#include "subtransaction.hpp"
 #include "tusk.hpp"
 
 namespace tusk {
@@ -469,28 +470,16 @@ Jsonb *parse_stored_json(char *text, size_t length)
         if (scanned == core::Scan::Invalid)
             return nullptr;
     }
-    MemoryContext context = CurrentMemoryContext;
-    ResourceOwner owner = CurrentResourceOwner;
-    Jsonb *volatile result = nullptr;
-    BeginInternalSubTransaction(nullptr);
-    MemoryContextSwitchTo(context);
-    PG_TRY();
-    {
+    Jsonb *result = nullptr;
+    bool parsed = false;
+    ErrorData *error = in_subtransaction(nullptr, [&result, text]() -> bool {
         result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
-        ReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(context);
-        CurrentResourceOwner = owner;
+        return true;
+    }, &parsed);
+    if (error != nullptr) {
+        FreeErrorData(error);
+        return nullptr;
     }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(context);
-        FlushErrorState();
-        RollbackAndReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(context);
-        CurrentResourceOwner = owner;
-        result = nullptr;
-    }
-    PG_END_TRY();
     return result;
 }
 

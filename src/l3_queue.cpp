@@ -196,24 +196,30 @@ bool start_writer(int lane, Oid database, Oid owner)
 int my_lane = -1;
 bool connected = false;
 
+/* The lane's writer is gone (lock held): the lane is free once nothing is left in it (drop_rows: nothing is). */
+void writer_gone(Lane &lane, bool drop_rows)
+{
+    lane.writer_running = false;
+    lane.writer_latch = nullptr;
+    if (drop_rows)
+        lane.head = lane.tail;
+    if (lane.head == lane.tail) {
+        lane.written = lane.tail;
+        lane.database = InvalidOid;
+    }
+}
+
 void writer_exit(int, Datum)
 {
     if (queue == nullptr || my_lane < 0)
         return;
-    LWLockAcquire(queue->lock, LW_EXCLUSIVE);
-    Lane &lane = queue->lanes[my_lane];
-    lane.writer_running = false;
-    lane.writer_latch = nullptr;
     /*
-     * Empty, or the writer could not even connect (the database was dropped,
-     * or does not accept connections): let go of the lane and its rows, so
-     * that no lane stays taken by a database that will never drain it.
+     * A writer that could not even connect (the database was dropped, or
+     * does not accept connections) drops the lane's rows, so that no lane
+     * stays taken by a database that will never drain it.
      */
-    if (lane.head == lane.tail || !connected) {
-        lane.head = lane.tail;
-        lane.written = lane.tail;
-        lane.database = InvalidOid;
-    }
+    LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+    writer_gone(queue->lanes[my_lane], !connected);
     LWLockRelease(queue->lock);
 }
 
@@ -325,11 +331,8 @@ bool has_work(bool may_stop)
     bool work = lane.head != lane.tail;
     if (!work) {
         lane.written = lane.tail;
-        if (may_stop) {
-            lane.writer_running = false;
-            lane.writer_latch = nullptr;
-            lane.database = InvalidOid;
-        }
+        if (may_stop)
+            writer_gone(lane, false);
     }
     LWLockRelease(queue->lock);
     return work;

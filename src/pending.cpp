@@ -220,7 +220,9 @@ void publish_pending()
         MemoryContextAllocExtended(TopTransactionContext, sizeof(PendingEntry *) * (count + 1), MCXT_ALLOC_NO_OOM));
     auto *puts = static_cast<L2Put *>(
         MemoryContextAllocExtended(TopTransactionContext, sizeof(L2Put) * (count + 1), MCXT_ALLOC_NO_OOM));
-    if (entries == nullptr || puts == nullptr)
+    auto *published = static_cast<PendingEntry **>(
+        MemoryContextAllocExtended(TopTransactionContext, sizeof(PendingEntry *) * (count + 1), MCXT_ALLOC_NO_OOM));
+    if (entries == nullptr || puts == nullptr || published == nullptr)
         return;
     int k = 0;
     for (PendingEntry *e = pending_head; e != nullptr; e = e->next)
@@ -238,6 +240,7 @@ void publish_pending()
         l1_put(key, e->fingerprint, e->value, e->validity, e->validity_length, e->expires_at, now, &e->epoch);
         /* Bounded: a commit waits for at most kMaxPublished values' worth of Redis round trips. */
         if (e->l2_key != nullptr && n < kMaxPublished && published_bytes + e->l2_length <= kMaxPublishedBytes) {
+            published[n] = e;
             puts[n++] = L2Put{e->l2_key, e->l2_value, e->l2_length, core::remaining_ttl(e->expires_at, now)};
             published_bytes += e->l2_length;
         }
@@ -245,15 +248,9 @@ void publish_pending()
     if (n > 0) {
         int stored = l2_put_many(puts, n);
         /* A delete of a key while its SET was on the way may have run first: take that SET back. */
-        int k2 = 0;
-        for (int i = count - 1; i >= 0 && k2 < stored; i--) {
-            PendingEntry *e = entries[i];
-            if (puts[k2].key != e->l2_key)
-                continue;
-            if (e->epoch != explicit_epoch(e->hash))
-                l2_delete(e->l2_key, false);
-            k2++;
-        }
+        for (int i = 0; i < stored; i++)
+            if (published[i]->epoch != explicit_epoch(published[i]->hash))
+                l2_delete(published[i]->l2_key, false);
     }
 }
 

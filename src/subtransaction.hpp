@@ -20,8 +20,8 @@ extern "C" {
 namespace tusk {
 
 /*
- * Runs body() in an internal subtransaction with lock_timeout set to
- * `lock_timeout`. The subtransaction is kept when body() returns true and
+ * Runs body() in an internal subtransaction, with lock_timeout set to
+ * `lock_timeout` (nullptr: as it is). The subtransaction is kept when body() returns true and
  * rolled back when it returns false. An error rolls it back too and is
  * returned (copied, in the caller's memory context; the caller frees or
  * re-throws it); nullptr when there was none. *result is what body()
@@ -38,8 +38,9 @@ template <typename Body> ErrorData *in_subtransaction(const char *lock_timeout, 
     PG_TRY();
     {
         int nest_level = NewGUCNestLevel();
-        set_config_option("lock_timeout", lock_timeout, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-                          false);
+        if (lock_timeout != nullptr)
+            set_config_option("lock_timeout", lock_timeout, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                              false);
         kept = body();
         AtEOXact_GUC(true, nest_level);
         if (kept)

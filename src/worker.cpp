@@ -54,6 +54,7 @@ PGDLLEXPORT void tusk_worker_main(Datum);
 #include "alerts.hpp"
 #include "l3_cache.hpp"
 #include "metrics.hpp"
+#include "subtransaction.hpp"
 #include "worker.hpp"
 
 namespace tusk {
@@ -248,29 +249,14 @@ void trim_history(const char *schema, TimestampTz now)
  * WARNING and rolled back, and the transaction goes on. step must hold no
  * C++ object with a destructor (lambdas capturing plain values only).
  */
-template <typename Step> void in_subtransaction(const char *what, Step step)
+template <typename Step> void step_in_subtransaction(const char *what, Step step)
 {
-    MemoryContext context = CurrentMemoryContext;
-    ResourceOwner owner = CurrentResourceOwner;
-    BeginInternalSubTransaction(nullptr);
-    MemoryContextSwitchTo(context);
-    PG_TRY();
-    {
-        step();
-        ReleaseCurrentSubTransaction();
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(context);
-        ErrorData *error = CopyErrorData();
-        FlushErrorState();
-        RollbackAndReleaseCurrentSubTransaction();
-        ereport(WARNING, (errmsg("tusk metrics worker: error %s: %s", what, error->message)));
-        FreeErrorData(error);
-    }
-    PG_END_TRY();
-    MemoryContextSwitchTo(context);
-    CurrentResourceOwner = owner;
+    bool done = false;
+    ErrorData *error = in_subtransaction(nullptr, [&step]() -> bool { step(); return true; }, &done);
+    if (error == nullptr)
+        return;
+    ereport(WARNING, (errmsg("tusk metrics worker: error %s: %s", what, error->message)));
+    FreeErrorData(error);
 }
 
 /* One interval's work, in its own transaction. Raises on failure (the caller logs it). */
@@ -310,9 +296,9 @@ void run_interval(TimestampTz now)
             trim_history(schema, now);
             SPI_finish();
             /* Each in a subtransaction: its failure is logged and the history stays. */
-            in_subtransaction("sweeping expired L3 rows", [now] { l3_sweep_expired(now, kSweepPerInterval); });
+            step_in_subtransaction("sweeping expired L3 rows", [now] { l3_sweep_expired(now, kSweepPerInterval); });
             if (previous_at != 0)
-                in_subtransaction("judging the alert rules", [schema, now] { evaluate_alerts(schema, now); });
+                step_in_subtransaction("judging the alert rules", [schema, now] { evaluate_alerts(schema, now); });
         }
     }
     previous_at = now;
